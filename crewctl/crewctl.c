@@ -1,0 +1,345 @@
+/*
+ * crewctl: the operators' tool.
+ *
+ *   crewctl [-c FILE] secret create
+ *   crewctl [-c FILE] db migrate
+ *   crewctl [-c FILE] tenant create --name NAME --slug SLUG
+ *                     --admin-email EMAIL [--admin-password-file FILE]
+ *   crewctl [-c FILE] tenant list
+ *
+ * It reads the same configuration as crewd and works through the same
+ * library, so a tenant made here is made exactly as sign-up makes it.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "conf.h"
+#include "db.h"
+#include "log.h"
+#include "migrate.h"
+#include "password.h"
+#include "tenant.h"
+#include "token.h"
+
+#define EXIT_USAGE 2
+
+static struct crewd_conf conf;
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+        "usage: crewctl [-c FILE] COMMAND\n"
+        "\n"
+        "commands:\n"
+        "  secret create          make the token secret file (mode 0600)\n"
+        "  db migrate             bring the public schema, tenant_template\n"
+        "                         and every tenant schema up to date\n"
+        "  tenant create --name NAME --slug SLUG --admin-email EMAIL\n"
+        "                [--admin-password-file FILE]\n"
+        "                         create a tenant and its first admin; a\n"
+        "                         password is generated when none is given\n"
+        "  tenant list            list the tenants\n"
+        "\n"
+        "  -c FILE  configuration file (default %s)\n",
+        conf_default_path());
+}
+
+static int
+fail(const struct crewd_error *err)
+{
+    fprintf(stderr, "crewctl: %s\n", err->detail);
+    for (int i = 0; i < err->nfields; i++)
+        fprintf(stderr, "crewctl: %s %s\n", err->fields[i].field + 1,
+            err->fields[i].message);
+    return 1;
+}
+
+static int
+connect_db(struct db *db, struct crewd_error *err)
+{
+    memset(db, 0, sizeof(*db));
+    if (db_open(db, conf.database_url, false, err) < 0) {
+        snprintf(err->detail, sizeof(err->detail),
+            "could not connect to the database (database_url in the "
+            "configuration)");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+cmd_secret_create(void)
+{
+    struct crewd_error err;
+    FILE *f;
+
+    error_clear(&err);
+    f = fopen(conf.token_secret_file, "r");
+    if (f != NULL) {
+        fclose(f);
+        printf("token secret %s exists; left as it is\n",
+            conf.token_secret_file);
+        return 0;
+    }
+    if (token_secret_create(conf.token_secret_file, &err) < 0)
+        return fail(&err);
+    printf("token secret written to %s\n", conf.token_secret_file);
+    return 0;
+}
+
+static void
+report_migration(const char *schema, int from, int to, const char *failure)
+{
+    if (failure != NULL)
+        printf("%-24s FAILED at version %d: %s\n", schema, from, failure);
+    else
+        printf("%-24s %d -> %d\n", schema, from, to);
+}
+
+static int
+cmd_db_migrate(void)
+{
+    struct crewd_error err;
+    struct db db;
+    int applied, failures;
+
+    error_clear(&err);
+    if (connect_db(&db, &err) < 0)
+        return fail(&err);
+
+    applied = migrate_public(&db, &err);
+    if (applied < 0) {
+        db_close(&db);
+        return fail(&err);
+    }
+    printf("public schema: %d migration(s) applied\n", applied);
+
+    failures = migrate_all(&db, report_migration, &err);
+    db_close(&db);
+    if (failures < 0)
+        return fail(&err);
+    if (failures > 0) {
+        fprintf(stderr, "crewctl: %d schema(s) failed to migrate\n",
+            failures);
+        return 1;
+    }
+    printf("all schemas at version %d\n", migrate_tenant_latest());
+    return 0;
+}
+
+static char *
+read_password_file(const char *path, struct crewd_error *err)
+{
+    char buffer[4097];
+    size_t n;
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL) {
+        error_set(err, 0, "could not open %s", path);
+        return NULL;
+    }
+    n = fread(buffer, 1, sizeof(buffer) - 1, f);
+    fclose(f);
+    buffer[n] = '\0';
+    buffer[strcspn(buffer, "\r\n")] = '\0';
+    return xstrdup(buffer);
+}
+
+/* 18 random bytes as 24 URL-safe characters. */
+static char *
+generate_password(void)
+{
+    unsigned char raw[18];
+    char *out = xmalloc(sodium_base64_ENCODED_LEN(sizeof(raw),
+        sodium_base64_VARIANT_URLSAFE_NO_PADDING));
+
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2base64(out, sodium_base64_ENCODED_LEN(sizeof(raw),
+        sodium_base64_VARIANT_URLSAFE_NO_PADDING), raw, sizeof(raw),
+        sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    return out;
+}
+
+static int
+cmd_tenant_create(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "name", required_argument, NULL, 'n' },
+        { "slug", required_argument, NULL, 's' },
+        { "admin-email", required_argument, NULL, 'e' },
+        { "admin-password-file", required_argument, NULL, 'p' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *name = NULL, *slug = NULL, *email_arg = NULL;
+    const char *password_file = NULL;
+    char *password = NULL, *email = NULL;
+    bool generated = false;
+    struct tenant_signup signup;
+    struct tenant tenant;
+    struct crewd_error err;
+    struct arena *arena = NULL;
+    struct db db;
+    char admin_id[UUID_TEXT_LEN + 1];
+    char hash[128];
+    int opt, rc = 1;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'n': name = optarg; break;
+        case 's': slug = optarg; break;
+        case 'e': email_arg = optarg; break;
+        case 'p': password_file = optarg; break;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (name == NULL || slug == NULL || email_arg == NULL ||
+        optind != argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    error_clear(&err);
+    email = xstrdup(email_arg);
+    if (strlen(name) == 0 || strlen(name) > TENANT_NAME_MAX)
+        error_field(&err, "/name", "must be 1 to %d bytes", TENANT_NAME_MAX);
+    slug_check(slug, &err);
+    email_normalise(email, "/admin-email", &err);
+    if (err.status != 0)
+        goto out;
+
+    if (password_file != NULL) {
+        password = read_password_file(password_file, &err);
+        if (password == NULL)
+            goto out;
+    } else {
+        password = generate_password();
+        generated = true;
+    }
+    if (password_init(&conf, &err) < 0 ||
+        password_check_policy(&conf, "/admin-password", password,
+            strlen(password), &err) < 0 ||
+        password_hash(&conf, password, strlen(password), hash, &err) < 0 ||
+        connect_db(&db, &err) < 0)
+        goto out;
+
+    arena = arena_new(4096);
+    signup.name = name;
+    signup.slug = slug;
+    signup.admin_email = email;
+    signup.admin_password_hash = hash;
+    rc = tenant_create(&db, arena, &signup, &tenant, admin_id, &err);
+    db_close(&db);
+    if (rc < 0) {
+        rc = 1;
+        goto out;
+    }
+
+    printf("tenant id: %s\n", tenant.id);
+    printf("slug: %s\n", tenant.slug);
+    printf("schema: %s\n", tenant.schema);
+    printf("admin e-mail: %s\n", email);
+    if (generated)
+        printf("admin password: %s\n", password);
+    rc = 0;
+
+out:
+    if (rc != 0 && err.status != 0)
+        fail(&err);
+    if (password != NULL) {
+        sodium_memzero(password, strlen(password));
+        free(password);
+    }
+    free(email);
+    arena_free(arena);
+    return rc;
+}
+
+static int
+cmd_tenant_list(void)
+{
+    struct crewd_error err;
+    struct db db;
+    PGresult *res;
+
+    error_clear(&err);
+    if (connect_db(&db, &err) < 0)
+        return fail(&err);
+    res = db_exec(&db, NULL, &err,
+        "SELECT t.slug, t.id, t.db_schema, t.is_active, t.created_at,"
+        " (SELECT count(*) FROM public.users u WHERE u.tenant_id = t.id)"
+        " FROM public.tenants t ORDER BY t.slug", 0, NULL);
+    if (res == NULL) {
+        db_close(&db);
+        return fail(&err);
+    }
+
+    printf("%-24s %-36s %-23s %-6s %5s  %s\n", "SLUG", "ID", "SCHEMA",
+        "ACTIVE", "USERS", "CREATED");
+    for (int i = 0; i < PQntuples(res); i++)
+        printf("%-24s %-36s %-23s %-6s %5s  %s\n", PQgetvalue(res, i, 0),
+            PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+            db_bool(res, i, 3) ? "yes" : "no", PQgetvalue(res, i, 5),
+            PQgetvalue(res, i, 4));
+    PQclear(res);
+    db_close(&db);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *conf_path = conf_default_path();
+    struct crewd_error err;
+    int opt;
+
+    /* Options of the subcommands are read later: stop at the first word. */
+    while ((opt = getopt(argc, argv, "+c:h")) != -1) {
+        switch (opt) {
+        case 'c':
+            conf_path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    argc -= optind;
+    argv += optind;
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    log_init("crewctl", LOG_WARN);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "crewctl: could not initialise libsodium\n");
+        return 1;
+    }
+    conf_defaults(&conf);
+    error_clear(&err);
+    if (conf_load(&conf, conf_path, &err) < 0)
+        return fail(&err);
+
+    if (strcmp(argv[0], "secret") == 0 && strcmp(argv[1], "create") == 0)
+        return cmd_secret_create();
+    if (strcmp(argv[0], "db") == 0 && strcmp(argv[1], "migrate") == 0)
+        return cmd_db_migrate();
+    if (strcmp(argv[0], "tenant") == 0 && strcmp(argv[1], "create") == 0)
+        return cmd_tenant_create(argc - 1, argv + 1);
+    if (strcmp(argv[0], "tenant") == 0 && strcmp(argv[1], "list") == 0)
+        return cmd_tenant_list();
+
+    usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,104 @@
+/*
+ * crewd: the FastCGI server of the crewd platform.
+ *
+ *   crewd [-c FILE]      run (in the foreground; systemd or scripts/dev
+ *                        supervises it)
+ *   crewd [-c FILE] -t   check the configuration and the token secret
+ *
+ * A request's walk: nginx -> worker.c (accept, read) -> routes.c (the
+ * route table) -> tenant_reset.c (tenant, transaction, search path) ->
+ * handlers/ (one handler) -> request.c (the one response) -> commit.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "conf.h"
+#include "log.h"
+#include "master.h"
+#include "token.h"
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+        "usage: crewd [-c FILE] [-t]\n"
+        "  -c FILE  configuration file (default %s)\n"
+        "  -t       check the configuration and exit\n"
+        "  -V       print the version\n", conf_default_path());
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *conf_path = conf_default_path();
+    struct crewd_conf conf;
+    struct crewd_error err;
+    struct token_secret secret;
+    bool check_only = false;
+    bool socket_owned;
+    int listen_fd;
+    int opt;
+
+    while ((opt = getopt(argc, argv, "c:thV")) != -1) {
+        switch (opt) {
+        case 'c':
+            conf_path = optarg;
+            break;
+        case 't':
+            check_only = true;
+            break;
+        case 'V':
+            printf("crewd %s\n", PACKAGE_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    log_init("crewd", LOG_INFO);
+    if (sodium_init() < 0) {
+        log_error("could not initialise libsodium");
+        return 1;
+    }
+
+    conf_defaults(&conf);
+    error_clear(&err);
+    if (conf_load(&conf, conf_path, &err) < 0) {
+        log_error("%s", err.detail);
+        return 1;
+    }
+    log_set_level((enum log_level)conf.log_level);
+
+    /* Refuse to start with a secret we could not sign tokens with. */
+    if (token_secret_load(&secret, conf.token_secret_file, &err) < 0) {
+        log_error("%s", err.detail);
+        return 1;
+    }
+    sodium_memzero(&secret, sizeof(secret));
+
+    if (check_only) {
+        printf("crewd: configuration %s is valid\n", conf_path);
+        return 0;
+    }
+
+    listen_fd = master_listen(&conf, &socket_owned, &err);
+    if (listen_fd < 0) {
+        log_error("%s", err.detail);
+        return 1;
+    }
+    return master_run(conf_path, &conf, listen_fd, socket_owned);
+}

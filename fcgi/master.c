@@ -1,0 +1,351 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "master.h"
+#include "token.h"
+#include "worker.h"
+
+#define SD_LISTEN_FDS_START 3
+#define MAX_WORKERS 256
+
+struct child {
+    pid_t pid;
+    unsigned generation;
+    time_t started;
+};
+
+static struct child children[MAX_WORKERS * 2];
+static unsigned current_generation;
+static struct token_secret secret;
+
+/* The socket systemd handed us, if it did: LISTEN_PID must be us. */
+static int
+inherited_socket(void)
+{
+    const char *pid = getenv("LISTEN_PID");
+    const char *fds = getenv("LISTEN_FDS");
+
+    if (pid == NULL || fds == NULL || atol(pid) != (long)getpid() ||
+        atoi(fds) < 1)
+        return -1;
+
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    return SD_LISTEN_FDS_START;
+}
+
+/* True when something already accepts connections on path. */
+static bool
+socket_in_use(const struct sockaddr_un *addr)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool in_use;
+
+    if (fd < 0)
+        return false;
+    in_use = connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0;
+    close(fd);
+    return in_use;
+}
+
+int
+master_listen(const struct crewd_conf *conf, bool *owned,
+    struct crewd_error *err)
+{
+    struct sockaddr_un addr;
+    struct stat st;
+    int fd;
+
+    *owned = false;
+    fd = inherited_socket();
+    if (fd >= 0) {
+        log_info("using the socket passed by systemd");
+        return fd;
+    }
+
+    memset(&addr, 0, sizeof(addr));
+    addr.sun_family = AF_UNIX;
+    if (strlen(conf->listen) >= sizeof(addr.sun_path))
+        return error_set(err, 0, "socket path %s is too long", conf->listen);
+    memcpy(addr.sun_path, conf->listen, strlen(conf->listen) + 1);
+
+    /* A stale socket of a crashed run is removed; a live one is not. */
+    if (lstat(conf->listen, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return error_set(err, 0, "%s exists and is not a socket",
+                conf->listen);
+        if (socket_in_use(&addr))
+            return error_set(err, 0, "another process listens on %s",
+                conf->listen);
+        unlink(conf->listen);
+    }
+
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return error_set(err, 0, "could not create a socket: %s",
+            strerror(errno));
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        error_set(err, 0, "could not bind %s: %s", conf->listen,
+            strerror(errno));
+        close(fd);
+        return -1;
+    }
+    *owned = true;
+    if (chmod(conf->listen, conf->listen_mode) < 0 ||
+        listen(fd, SOMAXCONN) < 0) {
+        error_set(err, 0, "could not listen on %s: %s", conf->listen,
+            strerror(errno));
+        close(fd);
+        unlink(conf->listen);
+        return -1;
+    }
+    log_info("listening on %s", conf->listen);
+    return fd;
+}
+
+static int
+count_children(unsigned generation, bool any_generation)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++)
+        if (children[i].pid > 0 &&
+            (any_generation || children[i].generation == generation))
+            n++;
+    return n;
+}
+
+static void
+spawn_worker(const struct crewd_conf *conf, int listen_fd)
+{
+    struct child *slot = NULL;
+    pid_t pid;
+
+    for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++)
+        if (children[i].pid == 0) {
+            slot = &children[i];
+            break;
+        }
+    if (slot == NULL) {
+        log_error("no room to track another worker");
+        return;
+    }
+
+    pid = fork();
+    if (pid < 0) {
+        log_error("could not fork a worker: %s", strerror(errno));
+        return;
+    }
+    if (pid == 0)
+        worker_run(conf, &secret, listen_fd);
+
+    slot->pid = pid;
+    slot->generation = current_generation;
+    slot->started = time(NULL);
+}
+
+static void
+signal_generation(unsigned generation, bool all, int sig)
+{
+    for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++)
+        if (children[i].pid > 0 &&
+            (all || children[i].generation == generation))
+            kill(children[i].pid, sig);
+}
+
+/*
+ * Reaps exited workers.  Returns how many of the current generation died
+ * within a second of starting (a crash loop: slow down).
+ */
+static int
+reap(bool stopping)
+{
+    int early_deaths = 0;
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++) {
+            struct child *c = &children[i];
+
+            if (c->pid != pid)
+                continue;
+            if (c->generation == current_generation && !stopping) {
+                if (WIFSIGNALED(status))
+                    log_error("worker %ld killed by signal %d; replacing it",
+                        (long)pid, WTERMSIG(status));
+                else
+                    log_error("worker %ld exited with status %d; "
+                        "replacing it", (long)pid, WEXITSTATUS(status));
+                if (time(NULL) - c->started < 1)
+                    early_deaths++;
+            }
+            c->pid = 0;
+        }
+    }
+    return early_deaths;
+}
+
+static int
+reload(const char *conf_path, struct crewd_conf *conf, int listen_fd)
+{
+    struct crewd_conf fresh;
+    struct token_secret fresh_secret;
+    struct crewd_error err;
+    unsigned old_generation = current_generation;
+
+    conf_defaults(&fresh);
+    error_clear(&err);
+    if (conf_path != NULL && conf_load(&fresh, conf_path, &err) < 0) {
+        log_error("reload refused, keeping the old configuration: %s",
+            err.detail);
+        return -1;
+    }
+    if (token_secret_load(&fresh_secret, fresh.token_secret_file,
+            &err) < 0) {
+        log_error("reload refused, keeping the old configuration: %s",
+            err.detail);
+        return -1;
+    }
+    if (strcmp(fresh.listen, conf->listen) != 0)
+        log_warn("a new listen path takes effect at the next restart");
+
+    *conf = fresh;
+    secret = fresh_secret;
+    log_set_level((enum log_level)conf->log_level);
+
+    /* New workers first: the socket is never without an acceptor. */
+    current_generation++;
+    for (int i = 0; i < conf->workers; i++)
+        spawn_worker(conf, listen_fd);
+    signal_generation(old_generation, false, SIGTERM);
+    log_info("configuration reloaded; %d new workers", conf->workers);
+    return 0;
+}
+
+static void
+write_pid_file(const char *path)
+{
+    FILE *f;
+
+    if (path[0] == '\0')
+        return;
+    f = fopen(path, "w");
+    if (f == NULL) {
+        log_warn("could not write pid file %s: %s", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "%ld\n", (long)getpid());
+    fclose(f);
+}
+
+static int
+stop(const struct crewd_conf *conf)
+{
+    time_t deadline = time(NULL) + conf->shutdown_timeout;
+
+    log_info("stopping: letting requests in flight finish");
+    signal_generation(0, true, SIGTERM);
+
+    while (count_children(0, true) > 0 && time(NULL) < deadline) {
+        struct timespec tick = { 0, 50 * 1000 * 1000 };
+
+        nanosleep(&tick, NULL);
+        reap(true);
+    }
+    if (count_children(0, true) > 0) {
+        log_warn("workers still busy after %d s; killing them",
+            conf->shutdown_timeout);
+        signal_generation(0, true, SIGKILL);
+        while (count_children(0, true) > 0) {
+            struct timespec tick = { 0, 10 * 1000 * 1000 };
+
+            nanosleep(&tick, NULL);
+            reap(true);
+        }
+    }
+    return 0;
+}
+
+int
+master_run(const char *conf_path, struct crewd_conf *conf, int listen_fd,
+    bool socket_owned)
+{
+    struct crewd_error err;
+    sigset_t watched;
+    int delay = 0;
+
+    error_clear(&err);
+    if (token_secret_load(&secret, conf->token_secret_file, &err) < 0) {
+        log_error("%s", err.detail);
+        return 1;
+    }
+
+    /* Signals are taken synchronously below; workers unblock them. */
+    sigemptyset(&watched);
+    sigaddset(&watched, SIGTERM);
+    sigaddset(&watched, SIGINT);
+    sigaddset(&watched, SIGHUP);
+    sigaddset(&watched, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &watched, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    write_pid_file(conf->pid_file);
+    current_generation = 1;
+    for (int i = 0; i < conf->workers; i++)
+        spawn_worker(conf, listen_fd);
+    log_info("crewd %s started with %d workers", PACKAGE_VERSION,
+        conf->workers);
+
+    for (;;) {
+        struct timespec timeout = { 1, 0 };
+        int sig = sigtimedwait(&watched, NULL, &timeout);
+
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        if (sig == SIGHUP)
+            reload(conf_path, conf, listen_fd);
+
+        /* Reap on every wake-up: SIGCHLDs can merge. */
+        if (reap(false) > 0)
+            delay = delay == 0 ? 1 : (delay * 2 > 5 ? 5 : delay * 2);
+        else if (sig != SIGCHLD)
+            delay = 0;
+
+        if (count_children(current_generation, false) < conf->workers) {
+            if (delay > 0) {
+                log_warn("workers die at start; waiting %d s", delay);
+                sleep((unsigned)delay);
+            }
+            while (count_children(current_generation, false) <
+                   conf->workers)
+                spawn_worker(conf, listen_fd);
+        }
+    }
+
+    stop(conf);
+    close(listen_fd);
+    if (socket_owned)
+        unlink(conf->listen);
+    if (conf->pid_file[0] != '\0')
+        unlink(conf->pid_file);
+    sodium_memzero(&secret, sizeof(secret));
+    log_info("stopped");
+    return 0;
+}

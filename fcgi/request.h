@@ -1,0 +1,111 @@
+/*
+ * One HTTP request as the worker sees it, and the one response it gets.
+ *
+ * Handlers have one signature, int handler(struct request *req): they read
+ * what they need from req, fill the response through the response_*
+ * functions and return 0, or return -1 with req->err set.  The worker then
+ * commits or rolls back and sends exactly one response: the handler's, or
+ * a problem+json built from req->err.  Everything a handler allocates
+ * comes from req->arena and dies with the request.
+ */
+#ifndef CREWD_REQUEST_H
+#define CREWD_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "conf.h"
+#include "db.h"
+#include "error.h"
+#include "json.h"
+#include "tenant.h"
+#include "token.h"
+#include "uuid.h"
+
+#define REQUEST_PATH_PARAMS 2
+
+struct route;
+
+struct request {
+    struct arena *arena;
+    struct db *db;
+    const struct crewd_conf *conf;
+    const struct token_secret *secret;
+
+    /* What nginx passed.  Never NULL, "" when absent. */
+    const char *request_id;
+    const char *method;
+    const char *path;
+    const char *query;
+    const char *remote_addr;
+    const char *user_agent;
+    const char *content_type;
+    const char *if_match;
+    const char *authorization;
+    const char *tenant_slug;    /* "" on the apex host */
+
+    /* The body, NUL-terminated; body_len 0 when there is none. */
+    const char *body;
+    size_t body_len;
+
+    /* Filled by the route table: canonical ids captured by {id}. */
+    const struct route *route;
+    char path_ids[REQUEST_PATH_PARAMS][UUID_TEXT_LEN + 1];
+
+    /* Filled before a tenant route's handler runs. */
+    const struct tenant *tenant;
+    struct token_claims auth;   /* auth.role == ROLE_NONE: anonymous */
+
+    /* The response. */
+    int status;
+    const char *response_type;  /* Content-Type */
+    struct buf *headers;        /* extra header lines, "Name: value\r\n" */
+    struct buf *body_out;
+    struct json_writer json;
+    struct crewd_error err;
+};
+
+/* Sets req->err and returns -1, for "return request_fail(...)". */
+int request_fail(struct request *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Parses the body as a strict JSON object.  No body or another media type
+ * than application/json is a 415/400; a syntax error a 400; a value that
+ * is not an object a 422.  The object is released with the arena.
+ */
+int request_json_object(struct request *req, struct json_object **out);
+
+/*
+ * The decoded value of query parameter name, or NULL.  A parameter given
+ * twice, or badly percent-encoded, is answered by request_query_check.
+ */
+const char *request_query(struct request *req, const char *name);
+
+/*
+ * Refuses (400) a query string with a parameter not in allowed (a NULL
+ * terminated list), a repeated parameter or bad percent-encoding.
+ */
+int request_query_check(struct request *req, const char *const *allowed);
+
+/* Starts a JSON response with this status; write the body with jw_*. */
+struct json_writer *response_json(struct request *req, int status);
+
+/* A response without a body (204). */
+void response_empty(struct request *req, int status);
+
+/* Adds a header line; name and value must not contain CR or LF. */
+void response_header(struct request *req, const char *name,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * Writes the whole response (status line, headers, body) to out.  With
+ * req->err set, writes the problem+json for it instead.
+ */
+void response_serialise(struct request *req, struct buf *out);
+
+#endif

@@ -1,0 +1,116 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "handlers.h"
+#include "routes.h"
+
+/*
+ * Every endpoint of crewd.  The role column is the least role a token
+ * must carry (ROLE_NONE: no token); the worker checks it before the
+ * handler runs, so this table is the whole permission table.
+ */
+const struct route routes[] = {
+    /* method  pattern                  host         role         handler */
+    { "GET",   "/healthz",              HOST_ANY,    ROLE_NONE,   health_live,
+      "liveness: the process serves" },
+    { "GET",   "/readyz",               HOST_ANY,    ROLE_NONE,   health_ready,
+      "readiness: PostgreSQL answers" },
+    { "POST",  "/api/v1/tenants",       HOST_APEX,   ROLE_NONE,
+      tenants_create, "sign a company up" },
+
+    { "POST",  "/api/v1/auth/login",    HOST_TENANT, ROLE_NONE,   auth_login,
+      "exchange e-mail and password for a token" },
+    { "GET",   "/api/v1/users/me",      HOST_TENANT, ROLE_VIEWER, users_me,
+      "the calling user" },
+
+    { "GET",   "/api/v1/agents",        HOST_TENANT, ROLE_VIEWER, agents_list,
+      "list agents, newest first" },
+    { "POST",  "/api/v1/agents",        HOST_TENANT, ROLE_MEMBER,
+      agents_create, "create an agent" },
+    { "GET",   "/api/v1/agents/{id}",   HOST_TENANT, ROLE_VIEWER, agents_get,
+      "read an agent" },
+    { "PATCH", "/api/v1/agents/{id}",   HOST_TENANT, ROLE_MEMBER,
+      agents_update, "change an agent" },
+    { "DELETE", "/api/v1/agents/{id}",  HOST_TENANT, ROLE_MEMBER,
+      agents_delete, "delete an agent" },
+};
+
+const size_t routes_count = sizeof(routes) / sizeof(routes[0]);
+
+/*
+ * Matches path against pattern segment by segment.  "{id}" takes one
+ * segment that must be a UUID; it is stored canonical in ids.
+ */
+static bool
+path_matches(const char *pattern, const char *path,
+    char ids[REQUEST_PATH_PARAMS][UUID_TEXT_LEN + 1])
+{
+    int nids = 0;
+
+    while (*pattern != '\0' && *path != '\0') {
+        size_t plen, slen;
+
+        if (*pattern != '/' || *path != '/')
+            return false;
+        pattern++;
+        path++;
+        plen = strcspn(pattern, "/");
+        slen = strcspn(path, "/");
+
+        if (plen == 4 && strncmp(pattern, "{id}", 4) == 0) {
+            if (nids == REQUEST_PATH_PARAMS ||
+                !uuid_parse(path, slen, ids[nids]))
+                return false;
+            nids++;
+        } else if (plen != slen || strncmp(pattern, path, plen) != 0) {
+            return false;
+        }
+        pattern += plen;
+        path += slen;
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+enum route_result
+route_match(const char *method, const char *path, enum route_host host,
+    const struct route **found,
+    char ids[REQUEST_PATH_PARAMS][UUID_TEXT_LEN + 1],
+    char *allow, size_t allow_size)
+{
+    bool path_seen = false;
+    bool host_seen = false;
+    size_t used = 0;
+
+    *found = NULL;
+    if (allow_size > 0)
+        allow[0] = '\0';
+
+    for (size_t i = 0; i < routes_count; i++) {
+        const struct route *r = &routes[i];
+
+        if (!path_matches(r->pattern, path, ids))
+            continue;
+        path_seen = true;
+        if ((r->host & host) == 0)
+            continue;
+        host_seen = true;
+
+        if (strcmp(r->method, method) == 0) {
+            *found = r;
+            return ROUTE_FOUND;
+        }
+        if (used < allow_size) {
+            int n = snprintf(allow + used, allow_size - used, "%s%s",
+                used > 0 ? ", " : "", r->method);
+
+            if (n > 0)
+                used += (size_t)n;
+        }
+    }
+
+    if (host_seen)
+        return ROUTE_BAD_METHOD;
+    return path_seen ? ROUTE_WRONG_HOST : ROUTE_NOT_FOUND;
+}

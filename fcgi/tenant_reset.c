@@ -1,0 +1,140 @@
+#include "config.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "log.h"
+#include "tenant_reset.h"
+
+/*
+ * The cache: open addressing over a fixed table.  It only ever holds
+ * tenants that exist, so a flood of unknown slugs cannot fill it; when it
+ * is three quarters full it starts over, which costs one query per tenant.
+ */
+#define CACHE_SLOTS 4096
+
+struct cache_slot {
+    bool used;
+    struct tenant tenant;
+};
+
+static struct cache_slot cache[CACHE_SLOTS];
+static size_t cache_count;
+
+void
+tenant_cache_clear(void)
+{
+    memset(cache, 0, sizeof(cache));
+    cache_count = 0;
+}
+
+static uint32_t
+slug_hash(const char *slug)
+{
+    uint32_t h = 2166136261u;
+
+    for (; *slug != '\0'; slug++) {
+        h ^= (unsigned char)*slug;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static struct cache_slot *
+cache_find(const char *slug, bool *found)
+{
+    size_t i = slug_hash(slug) % CACHE_SLOTS;
+
+    while (cache[i].used) {
+        if (strcmp(cache[i].tenant.slug, slug) == 0) {
+            *found = true;
+            return &cache[i];
+        }
+        i = (i + 1) % CACHE_SLOTS;
+    }
+    *found = false;
+    return &cache[i];
+}
+
+int
+tenant_resolve(struct db *db, struct arena *a, const char *slug,
+    const struct tenant **out, struct crewd_error *err)
+{
+    struct cache_slot *slot;
+    struct tenant fresh;
+    bool found;
+    int rc;
+
+    /* A tenant changed somewhere (or we reconnected): forget them all. */
+    if (db_poll_tenant_changes(db))
+        tenant_cache_clear();
+
+    if (strlen(slug) > SLUG_MAX)
+        return error_set(err, 404, "no such tenant");
+
+    slot = cache_find(slug, &found);
+    if (!found) {
+        rc = tenant_find_by_slug(db, a, slug, &fresh, err);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            return error_set(err, 404, "no such tenant");
+
+        if (cache_count >= CACHE_SLOTS * 3 / 4) {
+            tenant_cache_clear();
+            slot = cache_find(slug, &found);
+        }
+        slot->used = true;
+        slot->tenant = fresh;
+        cache_count++;
+    }
+
+    if (!slot->tenant.is_active)
+        return error_set(err, 404, "no such tenant");
+    *out = &slot->tenant;
+    return 0;
+}
+
+int
+tenant_reset_begin(struct db *db, const struct tenant *tenant,
+    struct crewd_error *err)
+{
+    const char *params[1] = { tenant->schema };
+
+    if (db_begin(db, err) < 0)
+        return -1;
+
+    /*
+     * The tenant's schema alone: no public, so an unqualified name can
+     * only mean a tenant table.  Shared tables are always written with
+     * their schema (public.users).
+     */
+    if (db_run(db, err, "SELECT set_config('search_path', $1, true)", 1,
+            params) < 0) {
+        db_rollback(db);
+        return -1;
+    }
+    return 0;
+}
+
+int
+tenant_reset_end(struct db *db, bool commit, struct crewd_error *err)
+{
+    int rc = 0;
+
+    if (commit)
+        rc = db_commit(db, err);
+    else
+        db_rollback(db);
+
+    /* Whatever happened, the next request must find an idle connection. */
+    if (!db_idle(db)) {
+        db_rollback(db);
+        if (!db_idle(db) && db->conn != NULL) {
+            log_warn("connection not idle after a request; re-opening");
+            PQfinish(db->conn);
+            db->conn = NULL;
+        }
+    }
+    return rc;
+}

@@ -1,0 +1,48 @@
+/*
+ * The tenant reset: what happens to the worker's one database connection
+ * around every tenant request.
+ *
+ *   tenant_resolve()      slug -> tenant (id, schema), from a per-worker
+ *                         cache that a NOTIFY on crewd_tenants empties
+ *   tenant_reset_begin()  BEGIN, then the search path set transaction-
+ *                         locally to the tenant's schema alone, the
+ *                         schema passed as a bound parameter
+ *   ... the handler runs ...
+ *   tenant_reset_end()    COMMIT, or ROLLBACK on any error; afterwards
+ *                         the connection must be idle, otherwise it is
+ *                         rolled back again or re-opened
+ *
+ * Nothing of one tenant outlives its transaction on the connection: the
+ * search path is set with is_local, so COMMIT and ROLLBACK both undo it.
+ */
+#ifndef CREWD_TENANT_RESET_H
+#define CREWD_TENANT_RESET_H
+
+#include <stdbool.h>
+
+#include "arena.h"
+#include "db.h"
+#include "error.h"
+#include "tenant.h"
+
+/*
+ * Resolves slug to an active tenant.  An unknown or suspended slug is a
+ * 404; a database failure a 503.  *out stays valid until the next call.
+ */
+int tenant_resolve(struct db *db, struct arena *a, const char *slug,
+    const struct tenant **out, struct crewd_error *err);
+
+/* Opens the tenant's transaction.  Returns 0 or -1 (503). */
+int tenant_reset_begin(struct db *db, const struct tenant *tenant,
+    struct crewd_error *err);
+
+/*
+ * Ends it: commits when commit is true, otherwise rolls back.  A failed
+ * commit fills err.  Either way the connection is idle afterwards.
+ */
+int tenant_reset_end(struct db *db, bool commit, struct crewd_error *err);
+
+/* Empties the cache (tests, and after a reconnect). */
+void tenant_cache_clear(void);
+
+#endif

@@ -1,0 +1,349 @@
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+#include <sodium.h>
+
+#include "log.h"
+#include "password.h"
+#include "request.h"
+#include "routes.h"
+#include "tenant_reset.h"
+#include "worker.h"
+
+/* The largest request id we keep from nginx; longer ones are cut. */
+#define REQUEST_ID_MAX 64
+
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_stop_signal(int sig)
+{
+    stop_requested = 1;
+    FCGX_ShutdownPending();
+}
+
+static void
+install_signals(void)
+{
+    struct sigaction sa;
+    sigset_t all;
+
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+
+    /* No SA_RESTART: SIGTERM must interrupt a blocked accept(). */
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    /* A client gone mid-response costs its request, not the worker. */
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+
+    /* If the master dies, its workers follow instead of lingering. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
+static const char *
+param(FCGX_Request *fr, const char *name)
+{
+    const char *v = FCGX_GetParam(name, fr->envp);
+
+    return v != NULL ? v : "";
+}
+
+static const char *
+request_id_from(struct arena *a, const char *given)
+{
+    unsigned char bytes[8];
+    char hex[sizeof(bytes) * 2 + 1];
+
+    if (given[0] != '\0')
+        return arena_strndup(a, given, strnlen(given, REQUEST_ID_MAX));
+
+    /* Not behind nginx (a test, a health probe): make one up. */
+    randombytes_buf(bytes, sizeof(bytes));
+    sodium_bin2hex(hex, sizeof(hex), bytes, sizeof(bytes));
+    return arena_strdup(a, hex);
+}
+
+/*
+ * Reads exactly CONTENT_LENGTH bytes.  Without a length (chunked upload)
+ * reads to the end.  More than the cap is a 413 before anything is
+ * allocated from the untrusted length; fewer bytes than announced mean
+ * the client went away mid-body.
+ */
+static int
+read_body(FCGX_Request *fr, struct request *req)
+{
+    const char *length_text = param(fr, "CONTENT_LENGTH");
+    size_t cap = req->conf->body_max_bytes;
+    size_t want, got = 0;
+    char *body;
+
+    req->body = "";
+    req->body_len = 0;
+
+    if (length_text[0] != '\0') {
+        char *end;
+        unsigned long long n;
+
+        if (length_text[0] < '0' || length_text[0] > '9')
+            return request_fail(req, 400, "invalid Content-Length");
+        errno = 0;
+        n = strtoull(length_text, &end, 10);
+        if (errno != 0 || *end != '\0')
+            return request_fail(req, 400, "invalid Content-Length");
+        if (n > cap)
+            return request_fail(req, 413,
+                "the body is larger than %zu bytes", cap);
+        want = (size_t)n;
+    } else {
+        want = cap + 1;
+    }
+    if (want == 0)
+        return 0;
+
+    body = arena_alloc(req->arena, want + 1);
+    while (got < want) {
+        int n = FCGX_GetStr(body + got, (int)(want - got), fr->in);
+
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+
+    if (length_text[0] == '\0' && got > cap)
+        return request_fail(req, 413, "the body is larger than %zu bytes",
+            cap);
+    if (length_text[0] != '\0' && got < want) {
+        log_info("request aborted: %zu of %zu body bytes arrived", got,
+            want);
+        return request_fail(req, 400, "the request body was cut short");
+    }
+
+    body[got] = '\0';
+    req->body = body;
+    req->body_len = got;
+    return 0;
+}
+
+static int
+authenticate(struct request *req)
+{
+    const char *h = req->authorization;
+    const char *token;
+
+    if (strncasecmp(h, "Bearer ", 7) != 0) {
+        response_header(req, "WWW-Authenticate", "Bearer");
+        return request_fail(req, 401, "a bearer token is required");
+    }
+    token = h + 7;
+    while (*token == ' ')
+        token++;
+
+    if (token_verify(req->conf, req->secret, token, req->tenant->id,
+            time(NULL), &req->auth, &req->err) < 0) {
+        response_header(req, "WWW-Authenticate",
+            "Bearer error=\"invalid_token\"");
+        return -1;
+    }
+    if (req->auth.role < req->route->role)
+        return request_fail(req, 403, "your role may not do this");
+    return 0;
+}
+
+/* A tenant route: resolve, authenticate, reset, handle, commit. */
+static void
+run_tenant_route(struct request *req)
+{
+    const struct tenant *tenant;
+    int rc;
+
+    if (db_ready(req->db, &req->err) < 0 ||
+        tenant_resolve(req->db, req->arena, req->tenant_slug, &tenant,
+            &req->err) < 0)
+        return;
+    req->tenant = tenant;
+
+    if (req->route->role != ROLE_NONE && authenticate(req) < 0)
+        return;
+
+    if (tenant_reset_begin(req->db, tenant, &req->err) < 0)
+        return;
+    rc = req->route->handler(req);
+    if (rc < 0 && req->err.status == 0)
+        request_fail(req, 500, "internal error");
+    tenant_reset_end(req->db, rc == 0, &req->err);
+}
+
+static void
+dispatch(struct request *req)
+{
+    enum route_host host = req->tenant_slug[0] != '\0' ? HOST_TENANT
+                                                       : HOST_APEX;
+    char allow[64];
+    enum route_result match;
+
+    match = route_match(req->method, req->path, host, &req->route,
+        req->path_ids, allow, sizeof(allow));
+    switch (match) {
+    case ROUTE_FOUND:
+        break;
+    case ROUTE_NOT_FOUND:
+        request_fail(req, 404, "no such resource");
+        return;
+    case ROUTE_WRONG_HOST:
+        request_fail(req, 404, host == HOST_TENANT
+            ? "this endpoint is served on the platform host"
+            : "this endpoint is served on a tenant's host");
+        return;
+    case ROUTE_BAD_METHOD:
+        response_header(req, "Allow", "%s", allow);
+        request_fail(req, 405, "method not allowed here");
+        return;
+    }
+
+    if (req->route->host == HOST_TENANT) {
+        run_tenant_route(req);
+        return;
+    }
+
+    if (req->route->handler(req) < 0 && req->err.status == 0)
+        request_fail(req, 500, "internal error");
+}
+
+struct worker {
+    const struct crewd_conf *conf;
+    const struct token_secret *secret;
+    struct db db;
+    struct arena *arena;
+    struct buf headers;
+    struct buf body;
+    struct buf response;
+};
+
+static double
+elapsed_ms(const struct timespec *start)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) * 1e3 +
+        (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+}
+
+static void
+serve(struct worker *w, FCGX_Request *fr)
+{
+    struct request req;
+    struct timespec start;
+    int status;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    memset(&req, 0, sizeof(req));
+    req.arena = w->arena;
+    req.db = &w->db;
+    req.conf = w->conf;
+    req.secret = w->secret;
+    req.headers = &w->headers;
+    req.body_out = &w->body;
+    buf_reset(&w->headers);
+    buf_reset(&w->body);
+    buf_reset(&w->response);
+    error_clear(&req.err);
+
+    req.request_id = request_id_from(w->arena, param(fr, "REQUEST_ID"));
+    req.method = param(fr, "REQUEST_METHOD");
+    req.path = param(fr, "DOCUMENT_URI");
+    req.query = param(fr, "QUERY_STRING");
+    req.remote_addr = param(fr, "REMOTE_ADDR");
+    req.user_agent = param(fr, "HTTP_USER_AGENT");
+    req.content_type = param(fr, "CONTENT_TYPE");
+    req.if_match = param(fr, "HTTP_IF_MATCH");
+    req.authorization = param(fr, "HTTP_AUTHORIZATION");
+    req.tenant_slug = param(fr, "TENANT_SLUG");
+    log_set_context(req.request_id, req.tenant_slug);
+
+    if (read_body(fr, &req) == 0)
+        dispatch(&req);
+
+    response_serialise(&req, &w->response);
+    if (FCGX_PutStr(w->response.data, (int)w->response.len, fr->out) < 0)
+        log_info("client went away before the response was sent");
+
+    status = req.err.status != 0 ? req.err.status : req.status;
+    if (status >= 500)
+        log_error("%s %s -> %d (%s) in %.1f ms", req.method, req.path,
+            status, req.err.detail, elapsed_ms(&start));
+    else
+        log_info("%s %s -> %d in %.1f ms", req.method, req.path, status,
+            elapsed_ms(&start));
+}
+
+void
+worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
+    int listen_fd)
+{
+    struct worker w;
+    struct crewd_error err;
+    FCGX_Request fr;
+
+    install_signals();
+    log_set_context(NULL, NULL);
+
+    memset(&w, 0, sizeof(w));
+    w.conf = conf;
+    w.secret = secret;
+    w.arena = arena_new(64 * 1024);
+
+    error_clear(&err);
+    if (password_init(conf, &err) < 0)
+        fatal("could not prepare password hashing: %s", err.detail);
+
+    /* A database that is down now is retried by each request. */
+    error_clear(&err);
+    db_open(&w.db, conf->database_url, true, &err);
+
+    if (FCGX_Init() != 0 ||
+        FCGX_InitRequest(&fr, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
+        fatal("could not initialise libfcgi");
+
+    while (!stop_requested) {
+        if (FCGX_Accept_r(&fr) < 0) {
+            if (stop_requested || errno == EINTR)
+                continue;
+            fatal("could not accept a connection: %s", strerror(errno));
+        }
+
+        serve(&w, &fr);
+        FCGX_Finish_r(&fr);
+        arena_reset(w.arena);
+        log_set_context(NULL, NULL);
+    }
+
+    log_debug("worker stopping");
+    db_close(&w.db);
+    arena_free(w.arena);
+    buf_free(&w.headers);
+    buf_free(&w.body);
+    buf_free(&w.response);
+    exit(0);
+}

@@ -1,0 +1,188 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "common.h"
+
+/* "2026-12-04T16:12:03.123456Z", with or without the fraction. */
+static bool
+timestamp_shaped(const char *s)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    size_t i;
+
+    for (i = 0; shape[i] != '\0'; i++) {
+        if (shape[i] == 'd' ? !isdigit((unsigned char)s[i])
+                            : s[i] != shape[i])
+            return false;
+    }
+    if (s[i] == '.') {
+        size_t digits = 0;
+
+        for (i++; isdigit((unsigned char)s[i]); i++)
+            digits++;
+        if (digits == 0 || digits > 6)
+            return false;
+    }
+    return s[i] == 'Z' && s[i + 1] == '\0';
+}
+
+static int
+cursor_decode(struct request *req, const char *cursor, struct page *page)
+{
+    unsigned char raw[128];
+    size_t len;
+    char *text, *comma;
+    char id[UUID_TEXT_LEN + 1];
+
+    if (strlen(cursor) > 120 ||
+        sodium_base642bin(raw, sizeof(raw) - 1, cursor, strlen(cursor),
+            NULL, &len, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+        return request_fail(req, 400, "the cursor is not valid");
+
+    raw[len] = '\0';
+    text = arena_strndup(req->arena, (const char *)raw, len);
+    comma = strchr(text, ',');
+    if (comma == NULL)
+        return request_fail(req, 400, "the cursor is not valid");
+    *comma = '\0';
+    if (!timestamp_shaped(text) ||
+        !uuid_parse(comma + 1, strlen(comma + 1), id))
+        return request_fail(req, 400, "the cursor is not valid");
+
+    page->after_ts = text;
+    page->after_id = arena_strdup(req->arena, id);
+    return 0;
+}
+
+int
+page_read(struct request *req, struct page *page)
+{
+    const char *limit = request_query(req, "limit");
+    const char *cursor = request_query(req, "cursor");
+
+    page->limit = PAGE_LIMIT_DEFAULT;
+    page->after_ts = NULL;
+    page->after_id = NULL;
+
+    if (limit != NULL) {
+        char *end;
+        long n;
+
+        if (limit[0] < '0' || limit[0] > '9' || strlen(limit) > 3)
+            return request_fail(req, 400, "limit must be from 1 to %d",
+                PAGE_LIMIT_MAX);
+        n = strtol(limit, &end, 10);
+        if (*end != '\0' || n < 1 || n > PAGE_LIMIT_MAX)
+            return request_fail(req, 400, "limit must be from 1 to %d",
+                PAGE_LIMIT_MAX);
+        page->limit = (int)n;
+    }
+    snprintf(page->limit_text, sizeof(page->limit_text), "%d",
+        page->limit + 1);
+
+    if (cursor != NULL && cursor_decode(req, cursor, page) < 0)
+        return -1;
+    return 0;
+}
+
+void
+page_write_next(struct request *req, bool more, const char *last_ts,
+    const char *last_id)
+{
+    char *plain;
+    char encoded[256];
+
+    if (!more || last_ts == NULL || last_id == NULL) {
+        jw_key(&req->json, "next_cursor");
+        jw_null(&req->json);
+        return;
+    }
+
+    plain = arena_printf(req->arena, "%s,%s", last_ts, last_id);
+    sodium_bin2base64(encoded, sizeof(encoded), (unsigned char *)plain,
+        strlen(plain), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    jw_kv_string(&req->json, "next_cursor", encoded);
+}
+
+void
+response_etag(struct request *req, const char *version)
+{
+    response_header(req, "ETag", "\"%s\"", version);
+}
+
+/* True when the entity-tag at s[0..len) is the strong tag "version". */
+static bool
+tag_matches(const char *s, size_t len, const char *version)
+{
+    size_t vlen = strlen(version);
+
+    return len == vlen + 2 && s[0] == '"' && s[len - 1] == '"' &&
+        memcmp(s + 1, version, vlen) == 0;
+}
+
+int
+precondition_check(struct request *req, const char *version)
+{
+    const char *p = req->if_match;
+
+    if (p[0] == '\0')
+        return 0;
+
+    while (*p != '\0') {
+        size_t len;
+
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        len = strcspn(p, ",");
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len == 1 && p[0] == '*')
+            return 0;
+        if (len > 0 && tag_matches(p, len, version))
+            return 0;
+        p += strcspn(p, ",");
+    }
+    return request_fail(req, 412,
+        "the resource has changed since you read it (If-Match)");
+}
+
+void
+response_location(struct request *req, const char *collection,
+    const char *id)
+{
+    response_header(req, "Location", "/api/v1/%s/%s", collection, id);
+}
+
+const char *
+sql_update(struct request *req, const char *table,
+    const char *const *columns, const struct field_value *values, size_t n,
+    const char *returning, const char **params, int *nparams)
+{
+    struct buf sql = BUF_INIT;
+    const char *out;
+    int next = 1;
+
+    params[0] = req->path_ids[0];
+    buf_printf(&sql, "UPDATE %s SET ", table);
+    for (size_t i = 0; i < n; i++) {
+        if (!values[i].present)
+            continue;
+        params[next] = values[i].is_null ? NULL : values[i].text;
+        next++;
+        buf_printf(&sql, "%s = $%d, ", columns[i], next);
+    }
+    /* Every change moves the ETag, even two within one microsecond. */
+    buf_printf(&sql, "updated_at = greatest(now(), updated_at + "
+        "interval '1 microsecond') WHERE id = $1 RETURNING %s", returning);
+
+    out = arena_strdup(req->arena, buf_cstr(&sql));
+    buf_free(&sql);
+    *nparams = next;
+    return out;
+}

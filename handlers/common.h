@@ -1,0 +1,69 @@
+/*
+ * What every resource handler shares: list pagination with opaque
+ * cursors, ETags and If-Match, and the Location of a new resource.
+ */
+#ifndef CREWD_HANDLERS_COMMON_H
+#define CREWD_HANDLERS_COMMON_H
+
+#include <stdbool.h>
+
+#include "request.h"
+
+#define PAGE_LIMIT_DEFAULT 20
+#define PAGE_LIMIT_MAX 100
+
+/*
+ * A page of a list ordered newest first by (created_at, id).  after_ts
+ * and after_id are NULL on the first page, otherwise the position the
+ * cursor names (both already checked, safe to bind).
+ */
+struct page {
+    int limit;
+    const char *after_ts;
+    const char *after_id;
+    char limit_text[8];     /* limit + 1, to learn whether more follow */
+};
+
+/* Reads ?limit= and ?cursor=; a bad one is a 400. */
+int page_read(struct request *req, struct page *page);
+
+/*
+ * Writes "next_cursor": the cursor after row last_ts/last_id when more
+ * rows follow, null otherwise.
+ */
+void page_write_next(struct request *req, bool more, const char *last_ts,
+    const char *last_id);
+
+/*
+ * Adds the ETag header for a version string (the row's updated_at in
+ * microseconds, see SQL_ETAG).
+ */
+void response_etag(struct request *req, const char *version);
+
+/*
+ * Checks If-Match against the current version: absent or "*" passes; a
+ * list passes when one strong tag matches; otherwise 412.
+ */
+int precondition_check(struct request *req, const char *version);
+
+/* SQL for the version an ETag carries. */
+#define SQL_ETAG "(extract(epoch from updated_at) * 1000000)::bigint"
+
+/* "Location: /api/v1/<collection>/<id>" */
+void response_location(struct request *req, const char *collection,
+    const char *id);
+
+
+#include "fields.h"
+
+/*
+ * Builds "UPDATE <table> SET <col> = $2, ..., updated_at = now()
+ * WHERE id = $1 RETURNING <returning>" for the present values.  Column
+ * names come from the caller's constant table, never from the request;
+ * params receives the id and the values (room for n + 1).
+ */
+const char *sql_update(struct request *req, const char *table,
+    const char *const *columns, const struct field_value *values, size_t n,
+    const char *returning, const char **params, int *nparams);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * Sign-up on the apex host: POST /api/v1/tenants.
+ *
+ * Creates the tenant, its schema and its first admin in one transaction
+ * (lib/tenant.c); on any failure nothing is left behind.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "common.h"
+#include "handlers.h"
+#include "log.h"
+#include "password.h"
+
+static const struct field_spec signup_fields[] = {
+    { "name", FIELD_STRING, FIELD_REQUIRED, 255, 0, 0, NULL },
+    { "slug", FIELD_STRING, FIELD_REQUIRED, 255, 0, 0, NULL },
+    { "admin_email", FIELD_STRING, FIELD_REQUIRED, 254, 0, 0, NULL },
+    { "admin_password", FIELD_TEXT, FIELD_REQUIRED, 4096, 0, 0, NULL },
+};
+
+#define SIGNUP_NFIELDS (sizeof(signup_fields) / sizeof(signup_fields[0]))
+
+int
+tenants_create(struct request *req)
+{
+    struct field_value v[SIGNUP_NFIELDS];
+    struct json_object *body;
+    struct tenant_signup signup;
+    struct tenant tenant;
+    char admin_id[UUID_TEXT_LEN + 1];
+    char hash[128];
+    char *email;
+    struct json_writer *w;
+
+    if (!req->conf->signup_enabled)
+        return request_fail(req, 403, "sign-up is closed on this server");
+
+    if (request_query_check(req, NULL) < 0 ||
+        request_json_object(req, &body) < 0)
+        return -1;
+
+    /* An oversized password is refused before any other work. */
+    {
+        struct json_object *p;
+
+        if (json_object_object_get_ex(body, "admin_password", &p) &&
+            json_object_get_type(p) == json_type_string &&
+            (size_t)json_object_get_string_len(p) >
+                req->conf->password_max_bytes)
+            return request_fail(req, 400,
+                "admin_password is longer than %zu bytes",
+                req->conf->password_max_bytes);
+    }
+
+    if (fields_read(req->arena, body, signup_fields, SIGNUP_NFIELDS, true,
+            v, &req->err) < 0)
+        return -1;
+
+    email = arena_strdup(req->arena, v[2].text);
+    slug_check(v[1].text, &req->err);
+    email_normalise(email, "/admin_email", &req->err);
+    password_check_policy(req->conf, "/admin_password", v[3].text,
+        strlen(v[3].text), &req->err);
+    if (req->err.status != 0)
+        return -1;
+
+    if (db_ready(req->db, &req->err) < 0 ||
+        password_hash(req->conf, v[3].text, strlen(v[3].text), hash,
+            &req->err) < 0)
+        return -1;
+
+    signup.name = v[0].text;
+    signup.slug = v[1].text;
+    signup.admin_email = email;
+    signup.admin_password_hash = hash;
+    if (tenant_create(req->db, req->arena, &signup, &tenant, admin_id,
+            &req->err) < 0)
+        return -1;
+
+    log_info("signed up tenant %s (%s)", tenant.slug, tenant.id);
+    response_location(req, "tenants", tenant.id);
+    w = response_json(req, 201);
+    jw_object_open(w);
+    jw_kv_string(w, "id", tenant.id);
+    jw_kv_string(w, "name", signup.name);
+    jw_kv_string(w, "slug", tenant.slug);
+    jw_kv_bool(w, "is_active", tenant.is_active);
+    jw_kv_string(w, "created_at", tenant.created_at);
+    jw_object_close(w);
+    return 0;
+}

@@ -1,0 +1,56 @@
+/*
+ * The configuration file, /etc/crewd/crewd.conf by default: one
+ * "key = value" a line, '#' starts a comment, values may be double-quoted.
+ * An unknown key or a bad value is an error naming the file and line, so
+ * a typo never silently falls back to a default.  docs/configuration.md
+ * lists every key; conf.c holds the one table that defines them.
+ */
+#ifndef CREWD_CONF_H
+#define CREWD_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+#define CONF_PATH_MAX 512
+#define CONF_VALUE_MAX 1024
+
+struct crewd_conf {
+    char listen[CONF_PATH_MAX];         /* unix socket path */
+    unsigned listen_mode;               /* permissions of that socket */
+    int workers;
+    int shutdown_timeout;               /* seconds for requests to finish */
+    char database_url[CONF_VALUE_MAX];  /* libpq connection string */
+    char base_domain[256];
+    char token_secret_file[CONF_PATH_MAX];
+    char token_issuer[128];
+    int token_lifetime;                 /* seconds */
+    bool signup_enabled;
+    size_t password_min_bytes;
+    size_t password_max_bytes;
+    unsigned long long password_ops_limit;
+    size_t password_mem_limit;
+    size_t body_max_bytes;
+    int log_level;                      /* enum log_level */
+    char pid_file[CONF_PATH_MAX];       /* empty: none */
+};
+
+/* Fills conf with the built-in defaults. */
+void conf_defaults(struct crewd_conf *conf);
+
+/*
+ * Reads path over the defaults.  On failure returns -1 with a message
+ * naming the file and line in err->detail.
+ */
+int conf_load(struct crewd_conf *conf, const char *path,
+    struct crewd_error *err);
+
+/* Parses one "key = value" pair; used by conf_load and the tests. */
+int conf_set(struct crewd_conf *conf, const char *key, const char *value,
+    struct crewd_error *err);
+
+/* The default configuration path (SYSCONFDIR/crewd/crewd.conf). */
+const char *conf_default_path(void);
+
+#endif

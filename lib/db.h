@@ -1,0 +1,89 @@
+/*
+ * The database layer: one libpq connection per process, opened after
+ * fork() and kept.  Every statement goes through db_exec() with bound
+ * parameters; its failures become a struct crewd_error whose status comes
+ * from the one SQLSTATE table (error.c), and its results are released with
+ * the request's arena.
+ */
+#ifndef CREWD_DB_H
+#define CREWD_DB_H
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "arena.h"
+#include "error.h"
+
+/* The channel tenants' changes are announced on (tenant.c sends). */
+#define DB_TENANT_CHANNEL "crewd_tenants"
+
+struct db {
+    PGconn *conn;
+    char *conninfo;
+    bool listen_tenants;    /* LISTEN on DB_TENANT_CHANNEL after connect */
+    unsigned generation;    /* bumped by every (re)connect */
+    bool tenants_changed;   /* a notification arrived, or a reconnect */
+};
+
+/*
+ * Connects.  With listen_tenants the connection LISTENs for tenant
+ * changes.  Returns 0, or -1 with a 503 (the server is unreachable) and
+ * the libpq message logged.
+ */
+int db_open(struct db *db, const char *conninfo, bool listen_tenants,
+    struct crewd_error *err);
+void db_close(struct db *db);
+
+/*
+ * Makes the connection ready for a new unit of work: re-opens it when it
+ * is broken, and rolls back whatever a previous request left open.
+ * Returns -1 with a 503 while the server is down.
+ */
+int db_ready(struct db *db, struct crewd_error *err);
+
+/*
+ * Reads pending notifications without blocking.  Returns true once per
+ * tenant change (or reconnect) since the last call.
+ */
+bool db_poll_tenant_changes(struct db *db);
+
+/*
+ * Runs one statement with text parameters (NULL is SQL NULL).  Returns
+ * the result, released at the arena's reset, or NULL with err filled
+ * (err->sqlstate and err->constraint set when the server said).
+ */
+PGresult *db_exec(struct db *db, struct arena *a, struct crewd_error *err,
+    const char *sql, int nparams, const char *const *params);
+
+/* db_exec for statements whose rows nobody reads. */
+int db_run(struct db *db, struct crewd_error *err, const char *sql,
+    int nparams, const char *const *params);
+
+/* Runs text that may hold several statements (migrations); no params. */
+int db_run_script(struct db *db, struct crewd_error *err, const char *sql);
+
+int db_begin(struct db *db, struct crewd_error *err);
+int db_commit(struct db *db, struct crewd_error *err);
+/* Rolls back if a transaction is open; never fails (resets instead). */
+void db_rollback(struct db *db);
+
+/* True when the connection is open and outside any transaction. */
+bool db_idle(const struct db *db);
+
+/* Notifies listeners that tenants changed; runs in the current tx. */
+int db_notify_tenants(struct db *db, struct crewd_error *err);
+
+/* PQgetvalue, with NULL for SQL NULL. */
+const char *db_value(const PGresult *res, int row, int col);
+bool db_bool(const PGresult *res, int row, int col);
+
+/*
+ * A timestamptz column as RFC 3339 UTC ("2026-12-04T16:12:03.123456Z"),
+ * allocated from a; NULL for SQL NULL.  The session runs in UTC (set by
+ * db_open), so the server's text only needs its separators changed.
+ */
+const char *db_timestamp(struct arena *a, const PGresult *res, int row,
+    int col);
+
+#endif

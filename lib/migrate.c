@@ -1,0 +1,246 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "migrate.h"
+#include "tenant.h"
+
+/*
+ * Only two kinds of schema names ever reach the SQL text built here:
+ * tenant_template and names that passed tenant_schema_name_valid().  They
+ * are still quoted, so the text is right even if that ever changes.
+ */
+static bool
+schema_name_ours(const char *schema)
+{
+    return strcmp(schema, TEMPLATE_SCHEMA) == 0 ||
+        tenant_schema_name_valid(schema);
+}
+
+int
+migrate_tenant_latest(void)
+{
+    if (tenant_migrations_count == 0)
+        return 0;
+    return tenant_migrations[tenant_migrations_count - 1].version;
+}
+
+int
+migrate_public(struct db *db, struct crewd_error *err)
+{
+    int applied = 0;
+
+    if (db_run(db, err,
+            "CREATE TABLE IF NOT EXISTS public.schema_migrations ("
+            " version integer PRIMARY KEY,"
+            " name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())", 0, NULL) < 0)
+        return -1;
+
+    for (size_t i = 0; i < public_migrations_count; i++) {
+        const struct migration *m = &public_migrations[i];
+        char version[16];
+        const char *params[2] = { version, m->name };
+        PGresult *res;
+        bool done;
+
+        snprintf(version, sizeof(version), "%d", m->version);
+        if (db_begin(db, err) < 0)
+            return -1;
+
+        /* The lock makes two concurrent runs take turns. */
+        if (db_run(db, err, "LOCK TABLE public.schema_migrations "
+                "IN EXCLUSIVE MODE", 0, NULL) < 0)
+            goto fail;
+        res = db_exec(db, NULL, err, "SELECT 1 FROM public.schema_migrations"
+            " WHERE version = $1", 1, params);
+        if (res == NULL)
+            goto fail;
+        done = PQntuples(res) > 0;
+        PQclear(res);
+        if (done) {
+            db_rollback(db);
+            continue;
+        }
+
+        if (db_run_script(db, err, m->up) < 0 ||
+            db_run(db, err, "INSERT INTO public.schema_migrations"
+                " (version, name) VALUES ($1, $2)", 2, params) < 0 ||
+            db_commit(db, err) < 0)
+            goto fail;
+        log_info("public schema migrated to %s", m->name);
+        applied++;
+    }
+    return applied;
+
+fail:
+    db_rollback(db);
+    return -1;
+}
+
+int
+migrate_schema_version(struct db *db, const char *schema,
+    struct crewd_error *err)
+{
+    const char *params[1] = { schema };
+    PGresult *res;
+    const char *v;
+    int version;
+
+    res = db_exec(db, NULL, err,
+        "SELECT CASE WHEN to_regclass(quote_ident($1) || "
+        "'.schema_migrations') IS NULL THEN 0 ELSE -1 END", 1, params);
+    if (res == NULL)
+        return -1;
+    version = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (version == 0)
+        return 0;
+
+    /* The name is ours (checked by the callers) and quoted. */
+    {
+        char *quoted = PQescapeIdentifier(db->conn, schema, strlen(schema));
+        char sql[256];
+
+        if (quoted == NULL)
+            return error_set(err, 500, "could not quote a schema name");
+        snprintf(sql, sizeof(sql),
+            "SELECT coalesce(max(version), 0) FROM %s.schema_migrations",
+            quoted);
+        PQfreemem(quoted);
+        res = db_exec(db, NULL, err, sql, 0, NULL);
+    }
+    if (res == NULL)
+        return -1;
+    v = PQgetvalue(res, 0, 0);
+    version = atoi(v);
+    PQclear(res);
+    return version;
+}
+
+int
+migrate_schema_in_tx(struct db *db, const char *schema,
+    struct crewd_error *err)
+{
+    const char *params[3];
+    char version[16];
+    int current, applied = 0;
+
+    if (!schema_name_ours(schema))
+        return error_set(err, 500, "refusing to migrate schema \"%s\"",
+            schema);
+
+    /* Unqualified names in the migrations now mean this schema. */
+    params[0] = schema;
+    if (db_run(db, err, "SELECT set_config('search_path', $1, true)", 1,
+            params) < 0)
+        return -1;
+    if (db_run(db, err,
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY,"
+            " name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())", 0, NULL) < 0)
+        return -1;
+
+    current = migrate_schema_version(db, schema, err);
+    if (current < 0)
+        return -1;
+
+    for (size_t i = 0; i < tenant_migrations_count; i++) {
+        const struct migration *m = &tenant_migrations[i];
+
+        if (m->version <= current)
+            continue;
+
+        snprintf(version, sizeof(version), "%d", m->version);
+        params[0] = version;
+        params[1] = m->name;
+        if (db_run_script(db, err, m->up) < 0 ||
+            db_run(db, err, "INSERT INTO schema_migrations (version, name)"
+                " VALUES ($1, $2)", 2, params) < 0)
+            return -1;
+        applied++;
+    }
+    return applied;
+}
+
+static int
+migrate_one_schema(struct db *db, const char *schema, bool create,
+    int *from, struct crewd_error *err)
+{
+    int applied;
+
+    if (db_begin(db, err) < 0)
+        return -1;
+
+    if (create && db_run(db, err, "CREATE SCHEMA IF NOT EXISTS "
+            TEMPLATE_SCHEMA, 0, NULL) < 0)
+        goto fail;
+
+    /* Serialises concurrent migrations of the same schema. */
+    {
+        const char *params[1] = { schema };
+
+        if (db_run(db, err, "SELECT pg_advisory_xact_lock("
+                "hashtext('crewd.migrate.' || $1))", 1, params) < 0)
+            goto fail;
+    }
+
+    *from = migrate_schema_version(db, schema, err);
+    if (*from < 0)
+        goto fail;
+    applied = migrate_schema_in_tx(db, schema, err);
+    if (applied < 0 || db_commit(db, err) < 0)
+        goto fail;
+    return applied;
+
+fail:
+    db_rollback(db);
+    return -1;
+}
+
+int
+migrate_all(struct db *db, void (*progress)(const char *schema, int from,
+    int to, const char *failure), struct crewd_error *err)
+{
+    PGresult *res;
+    int failures = 0;
+    int from = 0;
+    int latest = migrate_tenant_latest();
+    int applied;
+
+    applied = migrate_one_schema(db, TEMPLATE_SCHEMA, true, &from, err);
+    if (applied < 0) {
+        if (progress != NULL)
+            progress(TEMPLATE_SCHEMA, from, latest, err->detail);
+        return -1;
+    }
+    if (progress != NULL && applied > 0)
+        progress(TEMPLATE_SCHEMA, from, latest, NULL);
+
+    res = db_exec(db, NULL, err,
+        "SELECT db_schema FROM public.tenants ORDER BY created_at", 0, NULL);
+    if (res == NULL)
+        return -1;
+
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *schema = PQgetvalue(res, i, 0);
+        struct crewd_error one;
+
+        error_clear(&one);
+        applied = migrate_one_schema(db, schema, false, &from, &one);
+        if (applied < 0) {
+            failures++;
+            log_error("could not migrate %s: %s", schema, one.detail);
+            if (progress != NULL)
+                progress(schema, from, latest, one.detail);
+        } else if (applied > 0 && progress != NULL) {
+            progress(schema, from, latest, NULL);
+        }
+    }
+    PQclear(res);
+    return failures;
+}

@@ -1,0 +1,215 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "migrate.h"
+#include "tenant.h"
+
+/*
+ * Names a tenant may not take: hosts the platform itself may need, and
+ * prefixes that look like PostgreSQL's or our own schema names.
+ */
+static const char *const reserved_slugs[] = {
+    "www", "api", "admin", "public", "app", "mail", "static", "assets",
+    "status", "docs", "help", "support", "billing", "auth", "login",
+    "root", "system", "metrics", "health", "template", "tenant",
+    "localhost", NULL
+};
+
+static const char *const reserved_prefixes[] = {
+    "pg-", "tenant-", "xn--", NULL
+};
+
+int
+slug_check(const char *slug, struct crewd_error *err)
+{
+    size_t len = strlen(slug);
+
+    if (len == 0 || len > SLUG_MAX) {
+        error_field(err, "/slug", "must be 1 to %d characters", SLUG_MAX);
+        return -1;
+    }
+
+    for (size_t i = 0; i < len; i++) {
+        char c = slug[i];
+        bool edge = i == 0 || i == len - 1;
+
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+            continue;
+        if (c == '-' && !edge)
+            continue;
+        error_field(err, "/slug", "must be lower-case letters, digits and "
+            "inner hyphens (a DNS label)");
+        return -1;
+    }
+
+    for (size_t i = 0; reserved_slugs[i] != NULL; i++)
+        if (strcmp(slug, reserved_slugs[i]) == 0) {
+            error_field(err, "/slug", "is reserved");
+            return -1;
+        }
+    for (size_t i = 0; reserved_prefixes[i] != NULL; i++)
+        if (strncmp(slug, reserved_prefixes[i],
+                strlen(reserved_prefixes[i])) == 0) {
+            error_field(err, "/slug", "is reserved");
+            return -1;
+        }
+    return 0;
+}
+
+bool
+tenant_schema_name_valid(const char *schema)
+{
+    static const char prefix[] = "tenant_";
+
+    if (strncmp(schema, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    schema += sizeof(prefix) - 1;
+    if (strlen(schema) != 16)
+        return false;
+    for (; *schema != '\0'; schema++)
+        if (!((*schema >= '0' && *schema <= '9') ||
+              (*schema >= 'a' && *schema <= 'f')))
+            return false;
+    return true;
+}
+
+static void
+fill_tenant(struct tenant *out, const PGresult *res, int row)
+{
+    snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, row, 0));
+    snprintf(out->slug, sizeof(out->slug), "%s", PQgetvalue(res, row, 1));
+    snprintf(out->schema, sizeof(out->schema), "%s",
+        PQgetvalue(res, row, 2));
+    out->is_active = db_bool(res, row, 3);
+}
+
+int
+tenant_find_by_slug(struct db *db, struct arena *a, const char *slug,
+    struct tenant *out, struct crewd_error *err)
+{
+    const char *params[1] = { slug };
+    PGresult *res;
+
+    res = db_exec(db, a, err,
+        "SELECT id, slug, db_schema, is_active FROM public.tenants"
+        " WHERE slug = $1", 1, params);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 0)
+        return 0;
+
+    fill_tenant(out, res, 0);
+    if (!tenant_schema_name_valid(out->schema)) {
+        log_error("tenant %s has an invalid schema name", out->id);
+        return error_set(err, 500, "internal error");
+    }
+    return 1;
+}
+
+static void
+random_schema_name(char out[SCHEMA_NAME_MAX + 1])
+{
+    unsigned char bytes[8];
+
+    randombytes_buf(bytes, sizeof(bytes));
+    memcpy(out, "tenant_", 7);
+    sodium_bin2hex(out + 7, SCHEMA_NAME_MAX + 1 - 7, bytes, sizeof(bytes));
+}
+
+int
+tenant_create(struct db *db, struct arena *a,
+    const struct tenant_signup *in, struct tenant *out,
+    char admin_user_id[UUID_TEXT_LEN + 1], struct crewd_error *err)
+{
+    const char *params[4];
+    char *quoted = NULL;
+    char *sql;
+    PGresult *res;
+
+    uuid_generate(out->id);
+    random_schema_name(out->schema);
+    snprintf(out->slug, sizeof(out->slug), "%s", in->slug);
+    out->is_active = true;
+
+    if (db_begin(db, err) < 0)
+        return -1;
+
+    params[0] = out->id;
+    params[1] = in->name;
+    params[2] = in->slug;
+    params[3] = out->schema;
+    res = db_exec(db, a, err, "INSERT INTO public.tenants"
+        " (id, name, slug, db_schema) VALUES ($1, $2, $3, $4)"
+        " RETURNING created_at", 4, params);
+    if (res == NULL) {
+        if (err->status == 409 && strstr(err->constraint, "slug") != NULL)
+            error_set(err, 409, "the slug \"%s\" is taken", in->slug);
+        goto fail;
+    }
+    snprintf(out->created_at, sizeof(out->created_at), "%s",
+        db_timestamp(a, res, 0, 0));
+
+    /* The name is ours (random hex); quoting it anyway costs nothing. */
+    quoted = PQescapeIdentifier(db->conn, out->schema, strlen(out->schema));
+    if (quoted == NULL) {
+        error_set(err, 500, "internal error");
+        goto fail;
+    }
+    sql = arena_printf(a, "CREATE SCHEMA %s", quoted);
+    if (db_run(db, err, sql, 0, NULL) < 0 ||
+        migrate_schema_in_tx(db, out->schema, err) < 0)
+        goto fail;
+
+    params[0] = out->id;
+    params[1] = in->admin_email;
+    params[2] = in->admin_password_hash;
+    res = db_exec(db, a, err, "INSERT INTO public.users"
+        " (tenant_id, email, password_hash, role)"
+        " VALUES ($1, $2, $3, 'admin') RETURNING id", 3, params);
+    if (res == NULL)
+        goto fail;
+    snprintf(admin_user_id, UUID_TEXT_LEN + 1, "%s", PQgetvalue(res, 0, 0));
+
+    if (db_notify_tenants(db, err) < 0 || db_commit(db, err) < 0)
+        goto fail;
+
+    PQfreemem(quoted);
+    log_info("tenant %s created with schema %s", out->slug, out->schema);
+    return 0;
+
+fail:
+    PQfreemem(quoted);
+    db_rollback(db);
+    return -1;
+}
+
+int
+email_normalise(char *email, const char *field, struct crewd_error *err)
+{
+    size_t len = strlen(email);
+    char *at = strchr(email, '@');
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)email[i];
+
+        if (c <= ' ' || c == 0x7f) {
+            error_field(err, field, "must be an e-mail address");
+            return -1;
+        }
+        email[i] = (char)tolower(c);
+    }
+
+    if (len > 254 || at == NULL || at == email || strchr(at + 1, '@') != NULL
+        || strchr(at + 1, '.') == NULL || at[1] == '.' ||
+        email[len - 1] == '.') {
+        error_field(err, field, "must be an e-mail address");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,71 @@
+/*
+ * Tenants: the slug grammar, lookup, creation and listing.
+ *
+ * A tenant is a row in public.tenants and a schema named tenant_ plus 16
+ * random hex digits (never derived from the slug), built from the tenant
+ * migrations.  Creation is one transaction: the row, the schema, its
+ * tables and the first admin user exist together or not at all.
+ */
+#ifndef CREWD_TENANT_H
+#define CREWD_TENANT_H
+
+#include <stdbool.h>
+
+#include "arena.h"
+#include "db.h"
+#include "error.h"
+#include "uuid.h"
+
+#define SLUG_MAX 63
+#define SCHEMA_NAME_MAX 63
+#define TENANT_NAME_MAX 255
+
+struct tenant {
+    char id[UUID_TEXT_LEN + 1];
+    char slug[SLUG_MAX + 1];
+    char schema[SCHEMA_NAME_MAX + 1];
+    bool is_active;
+    char created_at[40];    /* RFC 3339; filled by tenant_create only */
+};
+
+/*
+ * Checks a slug against the contract's grammar and the reserved names.
+ * Returns 0, or -1 with a 422 on field "slug" saying why.
+ */
+int slug_check(const char *slug, struct crewd_error *err);
+
+/* True when schema looks like one of ours: tenant_ and 16 hex digits. */
+bool tenant_schema_name_valid(const char *schema);
+
+/*
+ * Reads the tenant with this slug.  Returns 1 and fills out when found,
+ * 0 when there is none, -1 on a database error.
+ */
+int tenant_find_by_slug(struct db *db, struct arena *a, const char *slug,
+    struct tenant *out, struct crewd_error *err);
+
+struct tenant_signup {
+    const char *name;
+    const char *slug;
+    const char *admin_email;        /* already normalised */
+    const char *admin_password_hash;
+};
+
+/*
+ * Creates the tenant, its schema and its first admin in one transaction
+ * of its own (the connection must be idle).  A taken slug is a 409.
+ * Fills out and the admin's id; on any failure nothing is left behind.
+ */
+int tenant_create(struct db *db, struct arena *a,
+    const struct tenant_signup *in, struct tenant *out,
+    char admin_user_id[UUID_TEXT_LEN + 1], struct crewd_error *err);
+
+/*
+ * Normalises an e-mail address in place (trims nothing, lower-cases
+ * ASCII) and checks its shape: one '@', a non-empty local part and a
+ * domain with a dot, at most 254 bytes, no spaces or control characters.
+ * Returns 0, or -1 with a 422 on field.
+ */
+int email_normalise(char *email, const char *field, struct crewd_error *err);
+
+#endif

@@ -1,0 +1,21 @@
+/*
+ * The CUnit suites, one register function per file; unit_main.c runs
+ * them all.
+ */
+#ifndef CREWD_UNIT_H
+#define CREWD_UNIT_H
+
+#include <CUnit/CUnit.h>
+
+void register_arena_tests(void);
+void register_conf_tests(void);
+void register_json_tests(void);
+void register_routes_tests(void);
+void register_slug_tests(void);
+void register_token_tests(void);
+
+/* Adds a suite or aborts the run: a missing suite must not pass. */
+CU_pSuite unit_suite(const char *name);
+void unit_test(CU_pSuite suite, const char *name, CU_TestFunc fn);
+
+#endif
