@@ -170,6 +170,19 @@ authenticate(struct request *req)
     return 0;
 }
 
+static int
+run_handler(struct request *req)
+{
+    int rc = req->route->handler(req);
+
+    if (rc < 0 && req->err.status == 0) {
+        log_error("handler for %s %s failed without saying why",
+            req->route->method, req->route->pattern);
+        request_fail(req, 500, "internal error");
+    }
+    return rc;
+}
+
 /* A tenant route: resolve, authenticate, reset, handle, commit. */
 static void
 run_tenant_route(struct request *req)
@@ -188,9 +201,7 @@ run_tenant_route(struct request *req)
 
     if (tenant_reset_begin(req->db, tenant, &req->err) < 0)
         return;
-    rc = req->route->handler(req);
-    if (rc < 0 && req->err.status == 0)
-        request_fail(req, 500, "internal error");
+    rc = run_handler(req);
     tenant_reset_end(req->db, rc == 0, &req->err);
 }
 
@@ -226,8 +237,7 @@ dispatch(struct request *req)
         return;
     }
 
-    if (req->route->handler(req) < 0 && req->err.status == 0)
-        request_fail(req, 500, "internal error");
+    run_handler(req);
 }
 
 struct worker {
@@ -289,13 +299,10 @@ serve(struct worker *w, FCGX_Request *fr)
     if (FCGX_PutStr(w->response.data, (int)w->response.len, fr->out) < 0)
         log_info("client went away before the response was sent");
 
+    /* Faults were logged where they happened; this is the summary. */
     status = req.err.status != 0 ? req.err.status : req.status;
-    if (status >= 500)
-        log_error("%s %s -> %d (%s) in %.1f ms", req.method, req.path,
-            status, req.err.detail, elapsed_ms(&start));
-    else
-        log_info("%s %s -> %d in %.1f ms", req.method, req.path, status,
-            elapsed_ms(&start));
+    log_info("%s %s -> %d in %.1f ms", req.method, req.path, status,
+        elapsed_ms(&start));
 }
 
 void

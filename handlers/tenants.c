@@ -31,7 +31,7 @@ tenants_create(struct request *req)
     struct tenant tenant;
     char admin_id[UUID_TEXT_LEN + 1];
     char hash[128];
-    char *email;
+    char *email = NULL;
     struct json_writer *w;
 
     if (!req->conf->signup_enabled)
@@ -54,15 +54,18 @@ tenants_create(struct request *req)
                 req->conf->password_max_bytes);
     }
 
-    if (fields_read(req->arena, body, signup_fields, SIGNUP_NFIELDS, true,
-            v, &req->err) < 0)
-        return -1;
-
-    email = arena_strdup(req->arena, v[2].text);
-    slug_check(v[1].text, &req->err);
-    email_normalise(email, "/admin_email", &req->err);
-    password_check_policy(req->conf, "/admin_password", v[3].text,
-        strlen(v[3].text), &req->err);
+    /* Every problem of the body is reported at once. */
+    fields_read(req->arena, body, signup_fields, SIGNUP_NFIELDS, true, v,
+        &req->err);
+    if (v[1].text != NULL)
+        slug_check(v[1].text, &req->err);
+    if (v[2].text != NULL) {
+        email = arena_strdup(req->arena, v[2].text);
+        email_normalise(email, "/admin_email", &req->err);
+    }
+    if (v[3].text != NULL)
+        password_check_policy(req->conf, "/admin_password", v[3].text,
+            strlen(v[3].text), &req->err);
     if (req->err.status != 0)
         return -1;
 

@@ -33,7 +33,9 @@ struct arena {
 static size_t
 block_header_size(void)
 {
-    return (sizeof(struct block) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    size_t mask = ARENA_ALIGN - 1;
+
+    return (sizeof(struct block) + mask) & ~mask;
 }
 
 static struct block *

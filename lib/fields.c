@@ -13,6 +13,31 @@ static const char *const server_owned[] = {
     "encrypted_credentials", "has_credentials", NULL
 };
 
+/* "/key" with "~" and "/" escaped as RFC 6901 asks. */
+static char *
+json_pointer(struct arena *a, const char *key)
+{
+    size_t extra = 0;
+    char *out, *p;
+
+    for (const char *k = key; *k != '\0'; k++)
+        if (*k == '~' || *k == '/')
+            extra++;
+    out = arena_alloc(a, strlen(key) + extra + 2);
+    p = out;
+    *p++ = '/';
+    for (const char *k = key; *k != '\0'; k++) {
+        if (*k == '~' || *k == '/') {
+            *p++ = '~';
+            *p++ = *k == '~' ? '0' : '1';
+        } else {
+            *p++ = *k;
+        }
+    }
+    *p = '\0';
+    return out;
+}
+
 static bool
 is_server_owned(const char *key)
 {
@@ -156,7 +181,7 @@ fields_read(struct arena *a, struct json_object *body,
 
     json_object_object_foreach(body, key, v) {
         const struct field_spec *spec;
-        char *pointer = arena_printf(a, "/%s", key);
+        char *pointer = json_pointer(a, key);
         size_t i;
 
         if (is_server_owned(key)) {

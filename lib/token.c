@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -231,6 +230,10 @@ token_secret_create(const char *path, struct crewd_error *err)
     char text[2 * SECRET_CREATE_BYTES + 2];
     int fd, saved_errno;
 
+    /* crewctl may get here without password_init having run. */
+    if (sodium_init() < 0)
+        return error_set(err, 500, "cannot initialise libsodium");
+
     /*
      * O_EXCL: an existing secret is never replaced, since that would log
      * everybody out.  O_NOFOLLOW: a planted symlink cannot make us write
@@ -354,6 +357,7 @@ token_issue(const struct crewd_conf *conf,
     if (rc == 0)
         rc = jwt_add_grant(jwt, "jti", jti);
     if (rc == 0) {
+        errno = 0;
         encoded = jwt_encode_str(jwt);
         if (encoded == NULL)
             rc = errno != 0 ? errno : EINVAL;

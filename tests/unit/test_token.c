@@ -1412,7 +1412,7 @@ test_secret_missing_file_refused(void)
 }
 
 static void
-test_secret_create_makes_0600_hex_file(void)
+test_secret_create_makes_0600_hex_file_whatever_the_umask(void)
 {
     struct token_secret got;
     struct scratch s;
@@ -1424,7 +1424,8 @@ test_secret_create_makes_0600_hex_file(void)
 
     setup();
     scratch_open(&s);
-    old_umask = umask(0);
+    /* 0777 would leave 0000 but for the fchmod. */
+    old_umask = umask(0777);
     CU_ASSERT_EQUAL(token_secret_create(s.path, &err), 0);
     umask(old_umask);
 
@@ -1482,6 +1483,7 @@ test_secret_create_refuses_symlink(void)
     CU_ASSERT_EQUAL(token_secret_create(s.path, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, s.path));
     CU_ASSERT_EQUAL(access(target, F_OK), -1);
+    unlink(target);     /* only there if the test failed */
     scratch_close(&s);
 }
 
@@ -1626,12 +1628,18 @@ test_password_truncated_hash_fails(void)
 static void
 test_password_unterminated_hash_fails(void)
 {
-    char *hash = malloc(128);
+    char good[128], *hash = malloc(128);
 
-    /* Exactly 128 bytes with no NUL: a sanitizer catches any overread. */
+    /*
+     * A real hash run on to exactly 128 bytes with no NUL: a parser that
+     * trusted it would read past the end, which ASan and valgrind catch.
+     */
     password_setup();
     CU_ASSERT_PTR_NOT_NULL_FATAL(hash);
-    memset(hash, 'a', 128);
+    CU_ASSERT_EQUAL_FATAL(password_hash(&conf, "correct horse", 13, good,
+        &err), 0);
+    memset(hash, 'A', 128);
+    memcpy(hash, good, strlen(good));
     CU_ASSERT_FALSE(password_verify(hash, "correct horse", 13));
     free(hash);
 }
@@ -1772,8 +1780,8 @@ register_token_tests(void)
         test_secret_other_readable_refused);
     unit_test(s, "secret missing file refused",
         test_secret_missing_file_refused);
-    unit_test(s, "secret create makes a 0600 hex file",
-        test_secret_create_makes_0600_hex_file);
+    unit_test(s, "secret create makes a 0600 hex file whatever the umask",
+        test_secret_create_makes_0600_hex_file_whatever_the_umask);
     unit_test(s, "secret create refuses an existing file",
         test_secret_create_refuses_existing_file);
     unit_test(s, "secret create refuses a symlink",
