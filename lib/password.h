@@ -16,9 +16,9 @@
 int password_init(const struct crewd_conf *conf, struct crewd_error *err);
 
 /*
- * Checks length limits: under password_min_bytes or over
- * password_max_bytes is a 400 naming the limit (field "password" or the
- * given field name).  Returns 0 when acceptable.
+ * Checks a new password: over password_max_bytes is a 400 (checked
+ * first, before any other work); a NUL byte or fewer than
+ * password_min_bytes is a 422 on field.  Returns 0 when acceptable.
  */
 int password_check_policy(const struct crewd_conf *conf, const char *field,
     const char *password, size_t len, struct crewd_error *err);
@@ -31,7 +31,8 @@ int password_hash(const struct crewd_conf *conf, const char *password,
     size_t len, char out[128], struct crewd_error *err);
 
 /*
- * True when password matches hash.  With hash NULL (unknown user) it
+ * True when password matches hash.  It does not cap the length: callers
+ * check password_max_bytes first.  With hash NULL (unknown user) it
  * verifies against a dummy hash made by password_init with the same
  * parameters and returns false, so both paths cost the same.
  */
