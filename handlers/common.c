@@ -32,6 +32,19 @@ timestamp_shaped(const char *s)
     return s[i] == 'Z' && s[i + 1] == '\0';
 }
 
+/* A bad query parameter: a 400 that names it. */
+static int
+bad_parameter(struct request *req, const char *name)
+{
+    request_fail(req, 400, "query parameter %s is not valid", name);
+    if (strcmp(name, "limit") == 0)
+        error_field(&req->err, name, "must be from 1 to %d",
+            PAGE_LIMIT_MAX);
+    else
+        error_field(&req->err, name, "is not a cursor this server made");
+    return -1;
+}
+
 static int
 cursor_decode(struct request *req, const char *cursor, struct page *page)
 {
@@ -43,17 +56,17 @@ cursor_decode(struct request *req, const char *cursor, struct page *page)
     if (strlen(cursor) > 120 ||
         sodium_base642bin(raw, sizeof(raw) - 1, cursor, strlen(cursor),
             NULL, &len, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
-        return request_fail(req, 400, "the cursor is not valid");
+        return bad_parameter(req, "cursor");
 
     raw[len] = '\0';
     text = arena_strndup(req->arena, (const char *)raw, len);
     comma = strchr(text, ',');
     if (comma == NULL)
-        return request_fail(req, 400, "the cursor is not valid");
+        return bad_parameter(req, "cursor");
     *comma = '\0';
     if (!timestamp_shaped(text) ||
         !uuid_parse(comma + 1, strlen(comma + 1), id))
-        return request_fail(req, 400, "the cursor is not valid");
+        return bad_parameter(req, "cursor");
 
     page->after_ts = text;
     page->after_id = arena_strdup(req->arena, id);
@@ -75,12 +88,10 @@ page_read(struct request *req, struct page *page)
         long n;
 
         if (limit[0] < '0' || limit[0] > '9' || strlen(limit) > 3)
-            return request_fail(req, 400, "limit must be from 1 to %d",
-                PAGE_LIMIT_MAX);
+            return bad_parameter(req, "limit");
         n = strtol(limit, &end, 10);
         if (*end != '\0' || n < 1 || n > PAGE_LIMIT_MAX)
-            return request_fail(req, 400, "limit must be from 1 to %d",
-                PAGE_LIMIT_MAX);
+            return bad_parameter(req, "limit");
         page->limit = (int)n;
     }
     snprintf(page->limit_text, sizeof(page->limit_text), "%d",

@@ -1,0 +1,734 @@
+"""The whole crewd stack, private to one test module.
+
+Stack() starts, in a fresh folder under /tmp:
+
+  * a PostgreSQL cluster of its own on a unix socket and a free port,
+    with a login role and database "crewd";
+  * crewd (master and prefork workers) on a unix socket, configured for
+    speed (cheap Argon2 parameters), its stderr in crewd.log;
+  * nginx from the project's template, with a self-signed certificate,
+    on free ports of 127.0.0.1 and a login rate limit too high to matter.
+
+Everything listens on 127.0.0.1 or on unix sockets, and everything is
+stopped and removed by close() (CREWD_TEST_KEEP=1 keeps the folder).
+
+Requests go to nginx over TLS: the socket is opened to 127.0.0.1 and the
+name of the virtual host is sent as SNI and Host by hand, because the
+system resolver does not map *.localhost to loopback.
+"""
+
+import atexit
+import ctypes
+import email.message
+import glob
+import http.client
+import json as jsonlib
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRCDIR = os.environ.get('CREWD_SRCDIR') or os.path.dirname(
+    os.path.dirname(HERE))
+BUILDDIR = os.environ.get('CREWD_BUILDDIR') or SRCDIR
+BASE_DOMAIN = 'localhost'
+DEFAULT_PASSWORD = 'correct horse battery staple'
+
+
+class StackError(Exception):
+    """The stack could not be started or operated."""
+
+
+class Unavailable(StackError):
+    """A tool the stack needs is not installed or not built."""
+
+
+# ---------------------------------------------------------------------
+# Finding the tools.
+# ---------------------------------------------------------------------
+
+def _pg_bindir():
+    env = os.environ.get('CREWD_PG_BINDIR')
+    if env:
+        return env
+    try:
+        out = subprocess.run(['pg_config', '--bindir'], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        if os.access(os.path.join(out, 'initdb'), os.X_OK):
+            return out
+    except (OSError, subprocess.CalledProcessError):
+        pass
+
+    def version(path):
+        m = re.search(r'/postgresql/(\d+)/', path)
+        return int(m.group(1)) if m else 0
+
+    found = sorted(glob.glob('/usr/lib/postgresql/*/bin/initdb'),
+                   key=version)
+    return os.path.dirname(found[-1]) if found else None
+
+
+def find_tools():
+    """Returns a dict of the programs the stack runs, or raises
+    Unavailable naming what is missing."""
+    missing = []
+    tools = {
+        'crewd': os.path.join(BUILDDIR, 'fcgi', 'crewd'),
+        'crewctl': os.path.join(BUILDDIR, 'crewctl', 'crewctl'),
+        'render': os.path.join(SRCDIR, 'nginx', 'render-conf'),
+        'template': os.path.join(SRCDIR, 'nginx', 'crewd.conf.template'),
+        'params': os.path.join(SRCDIR, 'nginx', 'crewd_fastcgi_params'),
+    }
+    for key in ('crewd', 'crewctl'):
+        if not os.access(tools[key], os.X_OK):
+            missing.append('%s (not built)' % tools[key])
+    for key in ('render', 'template', 'params'):
+        if not os.path.isfile(tools[key]):
+            missing.append(tools[key])
+
+    bindir = _pg_bindir()
+    for prog in ('initdb', 'pg_ctl', 'psql'):
+        path = os.path.join(bindir, prog) if bindir else None
+        if path and os.access(path, os.X_OK):
+            tools[prog] = path
+        else:
+            missing.append('%s (Debian package postgresql)' % prog)
+
+    for prog, package in (('nginx', 'nginx-light'), ('openssl', 'openssl')):
+        path = shutil.which(prog) or shutil.which(prog, path='/usr/sbin')
+        if path:
+            tools[prog] = path
+        else:
+            missing.append('%s (Debian package %s)' % (prog, package))
+
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam('postgres')
+        except KeyError:
+            missing.append('the postgres user (Debian package postgresql)')
+        if not shutil.which('runuser'):
+            missing.append('runuser (Debian package util-linux)')
+
+    if missing:
+        raise Unavailable('missing: ' + ', '.join(missing))
+    return tools
+
+
+def free_port():
+    """A TCP port of 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent():
+    # Runs in the child before exec: if the test process dies without
+    # cleaning up, the kernel sends SIGTERM to what it started.
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)       # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _tail(path, lines=40):
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as e:
+        return '(%s)' % e
+    text = data.decode('utf-8', 'replace').splitlines()
+    return '\n'.join(text[-lines:])
+
+
+def _process_state(pid):
+    """(state letter, parent pid) of a process, or None when it is gone."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(')') + 2:].split()
+    return fields[0], int(fields[1])
+
+
+def pid_alive(pid):
+    state = _process_state(pid)
+    return state is not None and state[0] not in ('Z', 'X')
+
+
+def children_of(ppid):
+    """Pids of the live children of ppid, sorted."""
+    pids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        state = _process_state(int(entry))
+        if state and state[1] == ppid and state[0] not in ('Z', 'X'):
+            pids.append(int(entry))
+    return sorted(pids)
+
+
+def wait_for(predicate, timeout, interval=0.05):
+    """Calls predicate until it returns something true or timeout seconds
+    pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------------
+# HTTP.
+# ---------------------------------------------------------------------
+
+class Response:
+    """One HTTP response: status, headers (case-insensitive), body."""
+
+    def __init__(self, method, path, host, status, reason, headers, body):
+        self.method = method
+        self.path = path
+        self.host = host
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+
+    @property
+    def text(self):
+        return self.body.decode('utf-8', 'replace')
+
+    @property
+    def media_type(self):
+        value = self.headers.get('Content-Type', '')
+        return value.split(';')[0].strip().lower()
+
+    def json(self):
+        return jsonlib.loads(self.body)
+
+    def __repr__(self):
+        text = self.text
+        if len(text) > 600:
+            text = text[:600] + '...'
+        return '<%s %s on %s: %d %s>' % (self.method, self.path, self.host,
+                                         self.status, text)
+
+
+class _Connection(http.client.HTTPSConnection):
+    """HTTPS to 127.0.0.1:port with a chosen SNI name."""
+
+    def __init__(self, port, server_name, context, timeout):
+        super().__init__('127.0.0.1', port, context=context,
+                         timeout=timeout)
+        self._server_name = server_name
+
+    def connect(self):
+        sock = socket.create_connection(('127.0.0.1', self.port),
+                                        self.timeout)
+        self.sock = self._context.wrap_socket(
+            sock, server_hostname=self._server_name)
+
+
+def _tls_context():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+# ---------------------------------------------------------------------
+# The stack.
+# ---------------------------------------------------------------------
+
+class Stack:
+    """PostgreSQL, crewd and nginx for one test module.
+
+    workers: crewd's prefork workers.  conf: crewd configuration keys
+    that replace the test defaults (e.g. signup_enabled=False).
+    """
+
+    def __init__(self, workers=2, name='crewd', **conf):
+        self.tools = find_tools()
+        self.name = name
+        self.root = os.geteuid() == 0
+        self.dir = None
+        self.crewd = None
+        self.nginx = None
+        self.pg_running = False
+        self.closed = False
+        self.workers = workers
+        self.conf_overrides = conf
+        self.conf = {}
+        self._tls = _tls_context()
+
+    # -- context manager ----------------------------------------------
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and not issubclass(exc_type,
+                                                   KeyboardInterrupt):
+            print(self.diagnostics(), flush=True)
+        self.close()
+        return False
+
+    # -- start ---------------------------------------------------------
+
+    def start(self):
+        atexit.register(self.close)
+        self.dir = tempfile.mkdtemp(prefix='crewd-test-', dir='/tmp')
+        os.chmod(self.dir, 0o755)
+        self.pg_dir = os.path.join(self.dir, 'pg')
+        self.pg_data = os.path.join(self.pg_dir, 'data')
+        self.pg_log = os.path.join(self.pg_dir, 'postgresql.log')
+        self.pg_sock = os.path.join(self.dir, 'pgsock')
+        self.run_dir = os.path.join(self.dir, 'run')
+        self.conf_path = os.path.join(self.dir, 'crewd.conf')
+        self.crewd_log_path = os.path.join(self.dir, 'crewd.log')
+        self.nginx_prefix = os.path.join(self.dir, 'nginx')
+        self.nginx_conf = os.path.join(self.nginx_prefix, 'crewd.conf')
+        self.nginx_log_dir = os.path.join(self.nginx_prefix, 'logs')
+        self.nginx_out_path = os.path.join(self.nginx_log_dir, 'stderr.log')
+        self.cert = os.path.join(self.dir, 'tls', 'cert.pem')
+        self.key = os.path.join(self.dir, 'tls', 'key.pem')
+        for d in (self.pg_dir, self.pg_sock, self.run_dir,
+                  os.path.dirname(self.cert), self.nginx_log_dir):
+            os.makedirs(d, mode=0o755)
+        os.chmod(self.pg_dir, 0o700)
+        if self.root:
+            pg = pwd.getpwnam('postgres')
+            for d in (self.pg_dir, self.pg_sock):
+                os.chown(d, pg.pw_uid, pg.pw_gid)
+
+        self.pg_port = free_port()
+        self.https_port = free_port()
+        self.http_port = free_port()
+        self.metrics_port = free_port()
+
+        self._start_postgres_cluster()
+        self._write_crewd_conf()
+        self.crewctl('secret', 'create')
+        self.crewctl('db', 'migrate')
+        self.start_crewd()
+        self._make_certificate()
+        self._start_nginx()
+        return self
+
+    def _pg(self, *args, check=True, timeout=60):
+        """Runs a PostgreSQL program as the cluster's owner."""
+        cmd = list(args)
+        if self.root:
+            cmd = ['runuser', '-u', 'postgres', '--'] + cmd
+        proc = subprocess.run(cmd, cwd=self.dir, capture_output=True,
+                              text=True, timeout=timeout,
+                              env=dict(os.environ, LC_ALL='C'))
+        if check and proc.returncode != 0:
+            raise StackError('%s failed (%d): %s%s' % (
+                ' '.join(args), proc.returncode, proc.stdout, proc.stderr))
+        return proc
+
+    def _pg_options(self):
+        return ("-p %d -k %s -c listen_addresses='' -c fsync=off "
+                "-c full_page_writes=off" % (self.pg_port, self.pg_sock))
+
+    def _start_postgres_cluster(self):
+        self._pg(self.tools['initdb'], '-D', self.pg_data, '-U', 'postgres',
+                 '-A', 'trust', '-E', 'UTF8', '--no-locale', '--no-sync')
+        self.start_postgres()
+        self.psql("CREATE ROLE crewd LOGIN", superuser=True,
+                  database='postgres')
+        self.psql("CREATE DATABASE crewd OWNER crewd", superuser=True,
+                  database='postgres')
+
+    def _write_crewd_conf(self):
+        conf = {
+            'listen': os.path.join(self.run_dir, 'crewd.sock'),
+            # nginx's workers run as another user when the tests run as
+            # root; the folder is private to this test anyway.
+            'listen_mode': '0666',
+            'workers': str(self.workers),
+            'shutdown_timeout': '10',
+            'database_url': 'host=%s port=%d dbname=crewd user=crewd' % (
+                self.pg_sock, self.pg_port),
+            'base_domain': BASE_DOMAIN,
+            'token_secret_file': os.path.join(self.dir, 'token.key'),
+            'signup_enabled': 'true',
+            'password_ops_limit': '1',
+            'password_mem_limit': '8192',
+            'log_level': 'info',
+            'pid_file': os.path.join(self.run_dir, 'crewd.pid'),
+        }
+        for key, value in self.conf_overrides.items():
+            if isinstance(value, bool):
+                value = 'true' if value else 'false'
+            conf[key] = str(value)
+        self.conf = conf
+        with open(self.conf_path, 'w') as f:
+            f.write('# written by tests/integration/stack.py\n')
+            for key, value in conf.items():
+                f.write('%s = "%s"\n' % (key, value))
+
+    def _make_certificate(self):
+        subprocess.run(
+            [self.tools['openssl'], 'req', '-x509', '-newkey', 'ec',
+             '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+             '-keyout', self.key, '-out', self.cert, '-days', '2',
+             '-subj', '/CN=localhost',
+             '-addext', 'subjectAltName=DNS:localhost,DNS:*.localhost'],
+            check=True, capture_output=True)
+
+    def _start_nginx(self):
+        # A port found free can be taken by someone else before nginx
+        # binds it: then try again with other ports.
+        for attempt in range(3):
+            if attempt > 0:
+                self.https_port = free_port()
+                self.http_port = free_port()
+                self.metrics_port = free_port()
+            self._render_nginx_conf()
+            if self._run_nginx():
+                return
+        raise StackError('nginx could not bind its ports:\n' +
+                         self.nginx_log())
+
+    def _render_nginx_conf(self):
+        render = self.tools['render']
+        cmd = [render] if os.access(render, os.X_OK) else ['sh', render]
+        cmd += ['--template', self.tools['template'],
+                '--out', self.nginx_conf,
+                '--base-domain', BASE_DOMAIN,
+                '--https-port', str(self.https_port),
+                '--http-port', str(self.http_port),
+                '--metrics-port', str(self.metrics_port),
+                '--socket', self.conf['listen'],
+                '--cert', self.cert, '--key', self.key,
+                '--prefix', self.nginx_prefix,
+                '--listen-addr', '127.0.0.1',
+                '--login-rate', '6000r/m', '--login-burst', '1000',
+                '--params', self.tools['params']]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise StackError('render-conf failed (%d): %s%s' % (
+                proc.returncode, proc.stdout, proc.stderr))
+
+    def _run_nginx(self):
+        """Starts nginx and waits until /healthz answers through it.
+        Returns False when it could not bind its ports."""
+        for path in glob.glob(os.path.join(self.nginx_log_dir, '*.log')):
+            os.remove(path)
+        with open(self.nginx_out_path, 'ab') as out:
+            self.nginx = subprocess.Popen(
+                [self.tools['nginx'], '-p', self.nginx_prefix + '/',
+                 '-c', self.nginx_conf,
+                 '-e', os.path.join(self.nginx_log_dir, 'error.log'),
+                 '-g', 'daemon off;'],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                start_new_session=True, preexec_fn=_die_with_parent)
+
+        def ready():
+            if self.nginx.poll() is not None:
+                return 'exited'
+            try:
+                return self.request('GET', '/healthz', timeout=2).status \
+                    == 200
+            except OSError:
+                return False
+
+        state = wait_for(ready, 20, 0.1)
+        if state is True:
+            return True
+        if state == 'exited':
+            if 'Address already in use' in self.nginx_log():
+                return False
+            raise StackError('nginx exited with %d:\n%s' % (
+                self.nginx.returncode, self.nginx_log()))
+        raise StackError('nginx did not answer /healthz with 200:\n' +
+                         self.nginx_log())
+
+    # -- PostgreSQL ----------------------------------------------------
+
+    def start_postgres(self):
+        self._pg(self.tools['pg_ctl'], '-D', self.pg_data, '-l', self.pg_log,
+                 '-w', '-t', '60', '-o', self._pg_options(), 'start')
+        self.pg_running = True
+
+    def stop_postgres(self, mode='fast'):
+        self._pg(self.tools['pg_ctl'], '-D', self.pg_data, '-w', '-t', '60',
+                 '-m', mode, 'stop')
+        self.pg_running = False
+
+    def restart_postgres(self, mode='fast'):
+        self._pg(self.tools['pg_ctl'], '-D', self.pg_data, '-l', self.pg_log,
+                 '-w', '-t', '60', '-m', mode, '-o', self._pg_options(),
+                 'restart')
+        self.pg_running = True
+
+    def psql(self, sql, superuser=False, database='crewd', **variables):
+        """Runs sql (one statement) as crewd, or as the superuser, and
+        returns its rows as tuples of strings, None for SQL NULL.
+        Variables are passed with -v and quoted in the SQL as :'name'."""
+        cmd = [self.tools['psql'], '-X', '-q', '-A', '-t',
+               '-F', '\x1f', '-R', '\x1e',
+               '-v', 'ON_ERROR_STOP=1', '-P', 'null=\\N',
+               '-h', self.pg_sock, '-p', str(self.pg_port),
+               '-U', 'postgres' if superuser else 'crewd', '-d', database]
+        for name, value in variables.items():
+            cmd += ['-v', '%s=%s' % (name, value)]
+        proc = subprocess.run(cmd, input=sql.encode(), capture_output=True,
+                              timeout=60)
+        if proc.returncode != 0:
+            raise StackError('psql failed: %s\n%s' % (
+                sql, proc.stderr.decode('utf-8', 'replace')))
+        out = proc.stdout.decode()
+        if out.endswith('\n'):
+            out = out[:-1]
+        rows = []
+        for record in out.split('\x1e') if out else []:
+            rows.append(tuple(None if v == '\\N' else v
+                              for v in record.split('\x1f')))
+        return rows
+
+    def psql_value(self, sql, superuser=False, **variables):
+        rows = self.psql(sql, superuser=superuser, **variables)
+        if len(rows) != 1 or len(rows[0]) != 1:
+            raise StackError('expected one value from %s, got %r' % (
+                sql, rows))
+        return rows[0][0]
+
+    # -- crewd ---------------------------------------------------------
+
+    def crewctl(self, *args, check=True, input=None):
+        proc = subprocess.run(
+            [self.tools['crewctl'], '-c', self.conf_path] + list(args),
+            capture_output=True, text=True, input=input, timeout=120)
+        if check and proc.returncode != 0:
+            raise StackError('crewctl %s failed (%d): %s%s' % (
+                ' '.join(args), proc.returncode, proc.stdout, proc.stderr))
+        return proc
+
+    def start_crewd(self):
+        listen = self.conf['listen']
+        with open(self.crewd_log_path, 'ab') as log:
+            self.crewd = subprocess.Popen(
+                [self.tools['crewd'], '-c', self.conf_path],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True, preexec_fn=_die_with_parent)
+
+        def ready():
+            if self.crewd.poll() is not None:
+                raise StackError('crewd exited with %d:\n%s' % (
+                    self.crewd.returncode, _tail(self.crewd_log_path)))
+            if not os.path.exists(listen):
+                return False
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                try:
+                    s.connect(listen)
+                except OSError:
+                    return False
+            return len(self.crewd_pids()[1]) == self.workers
+
+        if not wait_for(ready, 20):
+            raise StackError('crewd did not start:\n' +
+                             _tail(self.crewd_log_path))
+
+    def crewd_pids(self):
+        """(master pid, sorted list of worker pids)."""
+        master = None
+        try:
+            with open(self.conf['pid_file']) as f:
+                master = int(f.read().strip())
+        except (OSError, ValueError):
+            pass
+        if master is None and self.crewd is not None:
+            master = self.crewd.pid
+        return master, children_of(master) if master else []
+
+    def reload_crewd(self):
+        os.kill(self.crewd_pids()[0], signal.SIGHUP)
+
+    def stop_crewd(self, timeout=None):
+        """SIGTERM to the master; returns its exit status (None if it
+        had to be killed)."""
+        if self.crewd is None:
+            return None
+        if timeout is None:
+            timeout = int(self.conf.get('shutdown_timeout', 30)) + 5
+        workers = self.crewd_pids()[1]
+        status = None
+        if self.crewd.poll() is None:
+            self.crewd.send_signal(signal.SIGTERM)
+        try:
+            status = self.crewd.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.crewd.kill()
+            self.crewd.wait()
+        for pid in workers:
+            if pid_alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        return status
+
+    def crewd_log(self):
+        try:
+            with open(self.crewd_log_path, encoding='utf-8',
+                      errors='replace') as f:
+                return f.read()
+        except OSError:
+            return ''
+
+    def nginx_log(self):
+        parts = []
+        for path in sorted(glob.glob(os.path.join(self.nginx_log_dir,
+                                                  '*.log'))):
+            parts.append('== %s\n%s' % (path, _tail(path)))
+        return '\n'.join(parts)
+
+    def diagnostics(self, lines=40):
+        if self.dir is None:
+            return ''
+        out = ['---- %s: tail of crewd.log' % self.name,
+               _tail(self.crewd_log_path, lines)]
+        for path in sorted(glob.glob(os.path.join(self.nginx_log_dir,
+                                                  '*.log'))):
+            out += ['---- %s: tail of %s' % (self.name,
+                                             os.path.basename(path)),
+                    _tail(path, lines)]
+        out += ['---- %s: tail of postgresql.log' % self.name,
+                _tail(self.pg_log, lines // 2)]
+        return '\n'.join(out)
+
+    # -- HTTP ----------------------------------------------------------
+
+    def host_name(self, host=None):
+        """None: the apex; a slug: its tenant host; a name with a dot:
+        itself."""
+        if host is None:
+            return BASE_DOMAIN
+        if '.' in host:
+            return host
+        return '%s.%s' % (host, BASE_DOMAIN)
+
+    def request(self, method, path, host=None, token=None, json=None,
+                body=None, headers=None, timeout=30):
+        name = self.host_name(host)
+        hdrs = {'Host': '%s:%d' % (name, self.https_port)}
+        if json is not None:
+            body = jsonlib.dumps(json)
+            hdrs['Content-Type'] = 'application/json'
+        if isinstance(body, str):
+            body = body.encode('utf-8')
+        if token is not None:
+            hdrs['Authorization'] = 'Bearer ' + token
+        hdrs.update(headers or {})
+        conn = _Connection(self.https_port, name, self._tls, timeout)
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+            msg = email.message.Message()
+            for key, value in resp.getheaders():
+                msg[key] = value
+            return Response(method, path, name, resp.status, resp.reason,
+                            msg, data)
+        finally:
+            conn.close()
+
+    def signup(self, slug, name=None, email=None, password=DEFAULT_PASSWORD):
+        return self.request('POST', '/api/v1/tenants', json={
+            'name': name or 'Tenant %s' % slug,
+            'slug': slug,
+            'admin_email': email or 'admin@%s.test' % slug,
+            'admin_password': password,
+        })
+
+    def login(self, slug, email=None, password=DEFAULT_PASSWORD):
+        resp = self.request('POST', '/api/v1/auth/login', host=slug, json={
+            'email': email or 'admin@%s.test' % slug,
+            'password': password,
+        })
+        if resp.status != 200:
+            raise StackError('login to %s failed: %r' % (slug, resp))
+        return resp.json()['access_token']
+
+    def new_tenant(self, prefix='t'):
+        """Signs a fresh tenant up and logs its admin in."""
+        slug = '%s-%s' % (prefix, os.urandom(4).hex())
+        resp = self.signup(slug)
+        if resp.status != 201:
+            raise StackError('sign-up of %s failed: %r' % (slug, resp))
+        body = resp.json()
+        return Tenant(slug=slug, id=body['id'],
+                      email='admin@%s.test' % slug,
+                      password=DEFAULT_PASSWORD, token=self.login(slug))
+
+    def tenant_schema(self, tenant_id):
+        return self.psql_value(
+            "SELECT db_schema FROM public.tenants WHERE id = :'id'",
+            id=tenant_id)
+
+    # -- stop ----------------------------------------------------------
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        errors = []
+
+        if self.nginx is not None and self.nginx.poll() is None:
+            try:
+                self.nginx.send_signal(signal.SIGQUIT)
+                self.nginx.wait(10)
+            except subprocess.TimeoutExpired:
+                self.nginx.kill()
+                self.nginx.wait()
+            except OSError as e:
+                errors.append('nginx: %s' % e)
+
+        try:
+            self.stop_crewd(timeout=15)
+        except OSError as e:
+            errors.append('crewd: %s' % e)
+
+        if self.pg_running:
+            try:
+                self.stop_postgres(mode='immediate')
+            except (StackError, subprocess.TimeoutExpired) as e:
+                errors.append('postgres: %s' % e)
+
+        if self.dir is not None:
+            if os.environ.get('CREWD_TEST_KEEP') == '1':
+                print('%s: kept %s' % (self.name, self.dir), flush=True)
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
+        if errors:
+            print('%s: while stopping: %s' % (self.name, '; '.join(errors)),
+                  flush=True)
+
+
+class Tenant:
+    def __init__(self, slug, id, email, password, token):
+        self.slug = slug
+        self.id = id
+        self.email = email
+        self.password = password
+        self.token = token
+
+    def __repr__(self):
+        return '<Tenant %s %s>' % (self.slug, self.id)

@@ -1,0 +1,330 @@
+"""Tenants: sign-up on the apex host, the slug grammar, the schema each
+tenant gets, and crewctl's tenant commands."""
+
+import os
+
+import crewtest
+from crewtest import SCHEMA_RE, StackTestCase, UUID_RE
+
+SEVEN_TABLES = {'agents', 'crew_agents', 'crews', 'executions', 'flows',
+                'llm_providers', 'tools'}
+
+
+def unique_slug(prefix='acme'):
+    return '%s-%s' % (prefix, os.urandom(4).hex())
+
+
+def signup_body(slug, **changes):
+    body = {
+        'name': 'Acme Corporation',
+        'slug': slug,
+        'admin_email': 'admin@%s.test' % slug,
+        'admin_password': crewtest.DEFAULT_PASSWORD,
+    }
+    body.update(changes)
+    return body
+
+
+class TenantTestCase(StackTestCase):
+
+    def signup(self, body, host=None):
+        return self.stack.request('POST', '/api/v1/tenants', host=host,
+                                  json=body)
+
+    def counts(self):
+        """What a sign-up adds: tenant schemas, tenants, users."""
+        return (
+            self.stack.psql_value(
+                "SELECT count(*) FROM pg_namespace "
+                "WHERE nspname LIKE 'tenant\\_%'"),
+            self.stack.psql_value("SELECT count(*) FROM public.tenants"),
+            self.stack.psql_value("SELECT count(*) FROM public.users"),
+        )
+
+    def tables_of(self, schema):
+        rows = self.stack.psql(
+            "SELECT c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :'schema' AND c.relkind IN ('r', 'p')",
+            schema=schema)
+        return {r[0] for r in rows}
+
+    def write_password_file(self, name, password):
+        path = os.path.join(self.stack.dir, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as f:
+            f.write(password)
+        return path
+
+
+class SignUpTest(TenantTestCase):
+
+    def test_signup_on_apex_answers_201_with_the_tenant(self):
+        slug = unique_slug()
+        resp = self.signup(signup_body(slug, name='Acme Corporation'))
+
+        body = self.assertJson(resp, 201)
+        self.assertRegex(body['id'], UUID_RE)
+        self.assertEqual(body['name'], 'Acme Corporation')
+        self.assertEqual(body['slug'], slug)
+        self.assertIs(body['is_active'], True)
+        self.assertTimestamp(body['created_at'])
+        for secret in ('admin_password', 'password', 'password_hash'):
+            self.assertNotIn(secret, body)
+        self.assertTrue(resp.headers.get('Location', '').endswith(
+            '/' + body['id']), resp.headers.get('Location'))
+
+    def test_signup_stores_the_tenant_and_its_admin(self):
+        slug = unique_slug()
+        resp = self.signup(signup_body(slug, name='Stored Inc'))
+        tenant_id = self.assertJson(resp, 201)['id']
+
+        rows = self.stack.psql(
+            "SELECT name, slug, is_active FROM public.tenants "
+            "WHERE id = :'id'", id=tenant_id)
+        self.assertEqual(rows, [('Stored Inc', slug, 't')])
+        users = self.stack.psql(
+            "SELECT email, role, is_active, password_hash LIKE '$argon2id$%' "
+            "FROM public.users WHERE tenant_id = :'id'", id=tenant_id)
+        self.assertEqual(users, [('admin@%s.test' % slug, 'admin', 't',
+                                  't')])
+
+    def test_signup_admin_can_log_in(self):
+        slug = unique_slug()
+        self.assertJson(self.signup(signup_body(slug)), 201)
+
+        token = self.stack.login(slug)
+        resp = self.stack.request('GET', '/api/v1/users/me', host=slug,
+                                  token=token)
+        body = self.assertJson(resp, 200)
+        self.assertEqual(body['email'], 'admin@%s.test' % slug)
+        self.assertEqual(body['role'], 'admin')
+
+    def test_slug_of_63_characters_is_accepted(self):
+        slug = 'a' * 55 + os.urandom(4).hex()
+        self.assertEqual(len(slug), 63)
+        body = self.assertJson(self.signup(signup_body(slug)), 201)
+        self.assertEqual(body['slug'], slug)
+        self.stack.login(slug)
+
+    def test_taken_slug_answers_409(self):
+        slug = unique_slug()
+        self.assertJson(self.signup(signup_body(slug)), 201)
+
+        resp = self.signup(signup_body(
+            slug, name='Other', admin_email='other@%s.test' % slug))
+        self.assertProblem(resp, 409)
+
+    def test_taken_slug_leaves_nothing_behind(self):
+        slug = unique_slug()
+        self.assertJson(self.signup(signup_body(slug)), 201)
+        before = self.counts()
+
+        resp = self.signup(signup_body(
+            slug, name='Other', admin_email='other@%s.test' % slug))
+        self.assertProblem(resp, 409)
+        self.assertEqual(self.counts(), before)
+
+    def test_invalid_slugs_answer_422_on_slug(self):
+        invalid = [
+            'acme"x', 'acme,public', 'acme public', 'acme.corp', 'acme/x',
+            'acme_x', 'ACME', 'Acme', '', '-acme', 'acme-', '-',
+            'a' * 64, 'acmé',
+            'public', 'pg_catalog', 'pg-x', 'tenant_x', 'tenant-x',
+            'tenant_template', 'information_schema',
+            'www', 'api', 'admin', 'app', 'mail', 'static', 'assets',
+            'status', 'docs', 'help', 'support', 'billing', 'auth',
+            'login', 'root', 'system', 'metrics', 'health',
+        ]
+        before = self.counts()
+        for slug in invalid:
+            with self.subTest(slug=slug):
+                resp = self.signup(signup_body(
+                    slug, admin_email='admin@invalid.test'))
+                self.assertProblem(resp, 422, fields=['/slug'])
+        self.assertEqual(self.counts(), before)
+
+    def test_slug_of_wrong_type_answers_422(self):
+        for value in (5, None, ['acme'], {'slug': 'acme'}, True):
+            with self.subTest(slug=value):
+                resp = self.signup(signup_body(
+                    value, admin_email='admin@wrong-type.test'))
+                self.assertProblem(resp, 422, fields=['/slug'])
+
+    def test_missing_fields_answer_422_naming_each(self):
+        slug = unique_slug()
+        for field in ('name', 'slug', 'admin_email', 'admin_password'):
+            with self.subTest(missing=field):
+                body = signup_body(slug)
+                del body[field]
+                self.assertProblem(self.signup(body), 422,
+                                   fields=['/' + field])
+
+    def test_empty_body_object_answers_422_naming_every_field(self):
+        self.assertProblem(self.signup({}), 422, fields=[
+            '/admin_email', '/admin_password', '/name', '/slug'])
+
+    def test_unknown_field_answers_422(self):
+        resp = self.signup(signup_body(unique_slug(), plan='gold'))
+        self.assertProblem(resp, 422, fields=['/plan'])
+
+    def test_server_owned_fields_answer_422(self):
+        for field, value in (('id', crewtest.random_uuid()),
+                             ('is_active', True),
+                             ('created_at', '2026-01-01T00:00:00Z'),
+                             ('db_schema', 'tenant_0123456789abcdef')):
+            with self.subTest(field=field):
+                resp = self.signup(signup_body(unique_slug(),
+                                               **{field: value}))
+                self.assertProblem(resp, 422, fields=['/' + field])
+
+    def test_invalid_admin_email_answers_422(self):
+        for email in ('not-an-email', 'a@b', '@acme.test', 'a b@acme.test'):
+            with self.subTest(email=email):
+                resp = self.signup(signup_body(unique_slug(),
+                                               admin_email=email))
+                self.assertProblem(resp, 422, fields=['/admin_email'])
+
+    def test_malformed_json_answers_400(self):
+        for text in ('{"name": ', '{"name": "a",}', 'not json', '{}{}'):
+            with self.subTest(body=text):
+                resp = self.stack.request(
+                    'POST', '/api/v1/tenants', body=text,
+                    headers={'Content-Type': 'application/json'})
+                self.assertProblem(resp, 400)
+
+    def test_signup_on_a_tenant_host_answers_404(self):
+        slug = unique_slug()
+        self.assertJson(self.signup(signup_body(slug)), 201)
+
+        for host in (slug, 'nosuchtenant'):
+            with self.subTest(host=host):
+                resp = self.signup(signup_body(unique_slug()), host=host)
+                self.assertProblem(resp, 404)
+
+
+class SchemaTest(TenantTestCase):
+
+    def setUp(self):
+        self.slug = unique_slug('schema')
+        resp = self.signup(signup_body(self.slug))
+        self.tenant_id = self.assertJson(resp, 201)['id']
+        self.schema = self.stack.tenant_schema(self.tenant_id)
+
+    def test_schema_name_is_random_and_not_derived_from_the_slug(self):
+        self.assertRegex(self.schema, SCHEMA_RE)
+        for part in self.slug.split('-'):
+            self.assertNotIn(part, self.schema)
+
+        other = self.assertJson(
+            self.signup(signup_body(self.slug + 'x')), 201)
+        self.assertNotEqual(self.stack.tenant_schema(other['id']),
+                            self.schema)
+
+    def test_schema_has_the_seven_tables_of_the_template(self):
+        tables = self.tables_of(self.schema)
+        self.assertTrue(SEVEN_TABLES <= tables, tables)
+        self.assertEqual(tables, self.tables_of('tenant_template'))
+
+    def test_foreign_keys_reference_the_tenants_own_tables(self):
+        rows = self.stack.psql(
+            "SELECT t.relname, rn.nspname, rt.relname "
+            "FROM pg_constraint c "
+            "JOIN pg_class t ON t.oid = c.conrelid "
+            "JOIN pg_namespace tn ON tn.oid = t.relnamespace "
+            "JOIN pg_class rt ON rt.oid = c.confrelid "
+            "JOIN pg_namespace rn ON rn.oid = rt.relnamespace "
+            "WHERE c.contype = 'f' AND tn.nspname = :'schema'",
+            schema=self.schema)
+        crew_agents = sorted((r[1], r[2]) for r in rows
+                             if r[0] == 'crew_agents')
+        self.assertEqual(crew_agents, [(self.schema, 'agents'),
+                                       (self.schema, 'crews')])
+        for table, ref_schema, ref_table in rows:
+            with self.subTest(table=table, references=ref_table):
+                self.assertEqual(ref_schema, self.schema)
+
+
+class CrewctlTest(TenantTestCase):
+
+    def test_crewctl_tenant_create_with_password_file(self):
+        slug = unique_slug('cli')
+        email = 'owner@%s.test' % slug
+        pwfile = self.write_password_file('pw-' + slug, 'cli password 1')
+
+        proc = self.stack.crewctl('tenant', 'create', '--name', 'Cli Co',
+                                  '--slug', slug, '--admin-email', email,
+                                  '--admin-password-file', pwfile)
+        stored = self.stack.psql(
+            "SELECT id, name FROM public.tenants WHERE slug = :'slug'",
+            slug=slug)
+        self.assertEqual(len(stored), 1, proc.stdout)
+        self.assertIn(stored[0][0], proc.stdout)
+        self.assertEqual(stored[0][1], 'Cli Co')
+        self.assertRegex(self.stack.tenant_schema(stored[0][0]), SCHEMA_RE)
+
+        listing = self.stack.crewctl('tenant', 'list').stdout
+        self.assertIn(slug, listing)
+
+        token = self.stack.login(slug, email, 'cli password 1')
+        resp = self.stack.request('GET', '/api/v1/agents', host=slug,
+                                  token=token)
+        self.assertEqual(self.assertJson(resp, 200)['items'], [])
+
+    def test_crewctl_tenant_create_prints_a_generated_password(self):
+        slug = unique_slug('gen')
+        email = 'owner@%s.test' % slug
+
+        proc = self.stack.crewctl('tenant', 'create', '--name', 'Gen Co',
+                                  '--slug', slug, '--admin-email', email)
+        lines = [line for line in proc.stdout.splitlines()
+                 if line.startswith('admin password: ')]
+        self.assertEqual(len(lines), 1, proc.stdout)
+        password = lines[0][len('admin password: '):]
+        self.assertGreaterEqual(len(password), 12)
+
+        self.stack.login(slug, email, password)
+
+    def test_crewctl_refuses_a_taken_slug(self):
+        slug = unique_slug('dup')
+        self.assertJson(self.signup(signup_body(slug)), 201)
+        before = self.counts()
+
+        proc = self.stack.crewctl('tenant', 'create', '--name', 'Dup',
+                                  '--slug', slug, '--admin-email',
+                                  'x@dup.test', check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertEqual(self.counts(), before)
+
+    def test_crewctl_refuses_an_invalid_slug(self):
+        before = self.counts()
+        for slug in ('ACME', 'public', 'pg-x', 'a_b'):
+            with self.subTest(slug=slug):
+                proc = self.stack.crewctl('tenant', 'create', '--name', 'X',
+                                          '--slug', slug, '--admin-email',
+                                          'x@bad.test', check=False)
+                self.assertNotEqual(proc.returncode, 0)
+        self.assertEqual(self.counts(), before)
+
+
+class SignUpDisabledTest(TenantTestCase):
+    stack_options = {'signup_enabled': False, 'workers': 1}
+
+    def test_signup_answers_403_when_disabled(self):
+        before = self.counts()
+        resp = self.signup(signup_body(unique_slug()))
+        self.assertProblem(resp, 403)
+        self.assertEqual(self.counts(), before)
+
+    def test_crewctl_creates_tenants_when_signup_is_disabled(self):
+        slug = unique_slug('closed')
+        email = 'owner@%s.test' % slug
+        pwfile = self.write_password_file('pw-' + slug, 'closed password')
+        self.stack.crewctl('tenant', 'create', '--name', 'Closed Co',
+                           '--slug', slug, '--admin-email', email,
+                           '--admin-password-file', pwfile)
+        self.stack.login(slug, email, 'closed password')
+
+
+if __name__ == '__main__':
+    crewtest.main()
