@@ -12,29 +12,45 @@
  * handler runs, so this table is the whole permission table.
  */
 const struct route routes[] = {
-    /* method  pattern                  host         role         handler */
-    { "GET",   "/healthz",              HOST_ANY,    ROLE_NONE,   health_live,
-      "liveness: the process serves" },
-    { "GET",   "/readyz",               HOST_ANY,    ROLE_NONE,   health_ready,
-      "readiness: PostgreSQL answers" },
-    { "POST",  "/api/v1/tenants",       HOST_APEX,   ROLE_NONE,
-      tenants_create, "sign a company up" },
+    /* method, pattern, host, least role, handler, summary */
 
-    { "POST",  "/api/v1/auth/login",    HOST_TENANT, ROLE_NONE,   auth_login,
+    /* platform */
+    { "GET", "/healthz", HOST_ANY, ROLE_NONE, health_live,
+      "liveness: the process serves" },
+    { "GET", "/readyz", HOST_ANY, ROLE_NONE, health_ready,
+      "readiness: PostgreSQL answers" },
+    { "POST", "/api/v1/tenants", HOST_APEX, ROLE_NONE, tenants_create,
+      "sign a company up" },
+
+    /* authentication */
+    { "POST", "/api/v1/auth/login", HOST_TENANT, ROLE_NONE, auth_login,
       "exchange e-mail and password for a token" },
-    { "GET",   "/api/v1/users/me",      HOST_TENANT, ROLE_VIEWER, users_me,
+
+    /* users */
+    { "GET", "/api/v1/users/me", HOST_TENANT, ROLE_VIEWER, users_me,
       "the calling user" },
 
-    { "GET",   "/api/v1/agents",        HOST_TENANT, ROLE_VIEWER, agents_list,
+    /* agents */
+    { "GET", "/api/v1/agents", HOST_TENANT, ROLE_VIEWER, agents_list,
       "list agents, newest first" },
-    { "POST",  "/api/v1/agents",        HOST_TENANT, ROLE_MEMBER,
-      agents_create, "create an agent" },
-    { "GET",   "/api/v1/agents/{id}",   HOST_TENANT, ROLE_VIEWER, agents_get,
+    { "POST", "/api/v1/agents", HOST_TENANT, ROLE_MEMBER, agents_create,
+      "create an agent" },
+    { "GET", "/api/v1/agents/{id}", HOST_TENANT, ROLE_VIEWER, agents_get,
       "read an agent" },
-    { "PATCH", "/api/v1/agents/{id}",   HOST_TENANT, ROLE_MEMBER,
+    { "PATCH", "/api/v1/agents/{id}", HOST_TENANT, ROLE_MEMBER,
       agents_update, "change an agent" },
-    { "DELETE", "/api/v1/agents/{id}",  HOST_TENANT, ROLE_MEMBER,
+    { "DELETE", "/api/v1/agents/{id}", HOST_TENANT, ROLE_MEMBER,
       agents_delete, "delete an agent" },
+
+    /* llm providers */
+
+    /* crews */
+
+    /* flows */
+
+    /* executions */
+
+    /* tools */
 };
 
 const size_t routes_count = sizeof(routes) / sizeof(routes[0]);

@@ -145,6 +145,7 @@ read_body(FCGX_Request *fr, struct request *req)
     return 0;
 }
 
+/* Checks the bearer token against the request's tenant. */
 static int
 authenticate(struct request *req)
 {
@@ -165,6 +166,33 @@ authenticate(struct request *req)
             "Bearer error=\"invalid_token\"");
         return -1;
     }
+    return 0;
+}
+
+/*
+ * Inside the tenant's transaction: the token's user must still exist and
+ * be active, and its role now (not when the token was issued) decides.
+ * A suspended or demoted user loses access at once, not at expiry.
+ */
+static int
+authorise(struct request *req)
+{
+    static const char sql[] =
+        "SELECT role FROM public.users"
+        " WHERE id = $1 AND tenant_id = $2 AND is_active";
+    const char *params[2] = { req->auth.user_id, req->tenant->id };
+    PGresult *res;
+
+    res = db_exec(req->db, req->arena, &req->err, sql, 2, params);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 0) {
+        response_header(req, "WWW-Authenticate",
+            "Bearer error=\"invalid_token\"");
+        return request_fail(req, 401, "invalid or expired token");
+    }
+
+    req->auth.role = role_parse(PQgetvalue(res, 0, 0));
     if (req->auth.role < req->route->role)
         return request_fail(req, 403, "your role may not do this");
     return 0;
@@ -201,7 +229,9 @@ run_tenant_route(struct request *req)
 
     if (tenant_reset_begin(req->db, tenant, &req->err) < 0)
         return;
-    rc = run_handler(req);
+    rc = req->route->role != ROLE_NONE ? authorise(req) : 0;
+    if (rc == 0)
+        rc = run_handler(req);
     tenant_reset_end(req->db, rc == 0, &req->err);
 }
 

@@ -8,40 +8,15 @@
 
 #include <string.h>
 
-#include "common.h"
 #include "handlers.h"
+#include "resource.h"
 
+/* The select list; the order is the column numbers in write_agent. */
 #define AGENT_COLUMNS \
     "id, tenant_id, name, role, goal, backstory, llm_provider_id, " \
     "allow_delegation, \"verbose\", config, created_at, updated_at, " \
     SQL_ETAG
 
-static const char SQL_AGENT_INSERT[] =
-    "INSERT INTO agents (tenant_id, name, role, goal, backstory,"
-    " llm_provider_id, allow_delegation, \"verbose\", config)"
-    " VALUES ($1, $2, $3, $4, $5, $6, coalesce($7::boolean, false),"
-    " coalesce($8::boolean, true), coalesce($9::jsonb, '{}'::jsonb))"
-    " RETURNING " AGENT_COLUMNS;
-
-static const char SQL_AGENT_GET[] =
-    "SELECT " AGENT_COLUMNS " FROM agents WHERE id = $1";
-
-static const char SQL_AGENT_LOCK[] =
-    "SELECT " SQL_ETAG " FROM agents WHERE id = $1 FOR UPDATE";
-
-static const char SQL_AGENT_LIST_FIRST[] =
-    "SELECT " AGENT_COLUMNS " FROM agents"
-    " ORDER BY created_at DESC, id DESC LIMIT $1";
-
-static const char SQL_AGENT_LIST_AFTER[] =
-    "SELECT " AGENT_COLUMNS " FROM agents"
-    " WHERE (created_at, id) < ($2::timestamptz, $3::uuid)"
-    " ORDER BY created_at DESC, id DESC LIMIT $1";
-
-static const char SQL_AGENT_DELETE[] =
-    "DELETE FROM agents WHERE id = $1";
-
-/* The writable fields, in the order of the columns below. */
 static const struct field_spec agent_fields[] = {
     { "name", FIELD_STRING, FIELD_REQUIRED, 255, 0, 0, NULL },
     { "role", FIELD_STRING, FIELD_REQUIRED, 255, 0, 0, NULL },
@@ -53,9 +28,7 @@ static const struct field_spec agent_fields[] = {
     { "config", FIELD_OBJECT, 0, 0, 0, 0, NULL },
 };
 
-#define AGENT_NFIELDS (sizeof(agent_fields) / sizeof(agent_fields[0]))
-
-static const char *const agent_columns[AGENT_NFIELDS] = {
+static const char *const agent_field_columns[] = {
     "name", "role", "goal", "backstory", "llm_provider_id",
     "allow_delegation", "\"verbose\"", "config",
 };
@@ -81,19 +54,9 @@ write_agent(struct request *req, const PGresult *res, int row)
     jw_object_close(w);
 }
 
-/* One agent as the whole response, with its ETag. */
-static int
-respond_agent(struct request *req, int status, const PGresult *res)
-{
-    response_json(req, status);
-    write_agent(req, res, 0);
-    response_etag(req, db_value(res, 0, 12));
-    return 0;
-}
-
 /* A missing provider is the client's mistake about one field. */
-static int
-explain_failure(struct request *req)
+static void
+explain_agent_refusal(struct request *req)
 {
     if (strcmp(req->err.sqlstate, "23503") == 0 &&
         strstr(req->err.constraint, "llm_provider") != NULL) {
@@ -101,151 +64,48 @@ explain_failure(struct request *req)
         error_field(&req->err, "/llm_provider_id",
             "no such LLM provider in this tenant");
     }
-    return -1;
 }
+
+static const struct resource agents = {
+    .table = "agents",
+    .collection = "agents",
+    .noun = "agent",
+    .columns = AGENT_COLUMNS,
+    .ncolumns = 13,
+    .created_at_column = 10,
+    .fields = agent_fields,
+    .field_columns = agent_field_columns,
+    .nfields = sizeof(agent_fields) / sizeof(agent_fields[0]),
+    .write = write_agent,
+    .explain = explain_agent_refusal,
+};
 
 int
 agents_list(struct request *req)
 {
-    static const char *const allowed[] = { "limit", "cursor", NULL };
-    struct page page;
-    PGresult *res;
-    int rows, shown;
-
-    if (request_query_check(req, allowed) < 0 || page_read(req, &page) < 0)
-        return -1;
-
-    if (page.after_ts == NULL) {
-        const char *params[1] = { page.limit_text };
-
-        res = db_exec(req->db, req->arena, &req->err, SQL_AGENT_LIST_FIRST,
-            1, params);
-    } else {
-        const char *params[3] = { page.limit_text, page.after_ts,
-                                  page.after_id };
-
-        res = db_exec(req->db, req->arena, &req->err, SQL_AGENT_LIST_AFTER,
-            3, params);
-    }
-    if (res == NULL)
-        return -1;
-
-    rows = PQntuples(res);
-    shown = rows > page.limit ? page.limit : rows;
-
-    response_json(req, 200);
-    jw_object_open(&req->json);
-    jw_key(&req->json, "items");
-    jw_array_open(&req->json);
-    for (int i = 0; i < shown; i++)
-        write_agent(req, res, i);
-    jw_array_close(&req->json);
-    page_write_next(req, rows > page.limit,
-        shown > 0 ? db_timestamp(req->arena, res, shown - 1, 10) : NULL,
-        shown > 0 ? db_value(res, shown - 1, 0) : NULL);
-    jw_object_close(&req->json);
-    return 0;
+    return resource_list(req, &agents);
 }
 
 int
 agents_create(struct request *req)
 {
-    struct field_value v[AGENT_NFIELDS];
-    struct json_object *body;
-    const char *params[9];
-    PGresult *res;
-
-    if (request_query_check(req, NULL) < 0 ||
-        request_json_object(req, &body) < 0 ||
-        fields_read(req->arena, body, agent_fields, AGENT_NFIELDS, true, v,
-            &req->err) < 0)
-        return -1;
-
-    params[0] = req->tenant->id;
-    for (size_t i = 0; i < AGENT_NFIELDS; i++)
-        params[i + 1] = v[i].present && !v[i].is_null ? v[i].text : NULL;
-
-    res = db_exec(req->db, req->arena, &req->err, SQL_AGENT_INSERT, 9,
-        params);
-    if (res == NULL)
-        return explain_failure(req);
-
-    response_location(req, "agents", db_value(res, 0, 0));
-    return respond_agent(req, 201, res);
+    return resource_create(req, &agents);
 }
 
 int
 agents_get(struct request *req)
 {
-    const char *params[1] = { req->path_ids[0] };
-    PGresult *res;
-
-    if (request_query_check(req, NULL) < 0)
-        return -1;
-    res = db_exec(req->db, req->arena, &req->err, SQL_AGENT_GET, 1, params);
-    if (res == NULL)
-        return -1;
-    if (PQntuples(res) == 0)
-        return request_fail(req, 404, "no such agent");
-    return respond_agent(req, 200, res);
-}
-
-/*
- * Locks the agent's row and checks If-Match against it, so a change can
- * never be based on a version another request replaced meanwhile.
- */
-static int
-lock_agent(struct request *req)
-{
-    const char *params[1] = { req->path_ids[0] };
-    PGresult *res;
-
-    res = db_exec(req->db, req->arena, &req->err, SQL_AGENT_LOCK, 1, params);
-    if (res == NULL)
-        return -1;
-    if (PQntuples(res) == 0)
-        return request_fail(req, 404, "no such agent");
-    return precondition_check(req, db_value(res, 0, 0));
+    return resource_get(req, &agents);
 }
 
 int
 agents_update(struct request *req)
 {
-    struct field_value v[AGENT_NFIELDS];
-    struct json_object *body;
-    const char *params[AGENT_NFIELDS + 1];
-    const char *sql;
-    int nparams;
-    PGresult *res;
-
-    if (request_query_check(req, NULL) < 0 ||
-        request_json_object(req, &body) < 0 ||
-        fields_read(req->arena, body, agent_fields, AGENT_NFIELDS, false, v,
-            &req->err) < 0 ||
-        lock_agent(req) < 0)
-        return -1;
-
-    /* An empty merge patch changes nothing, not even updated_at. */
-    if (fields_none_present(v, AGENT_NFIELDS))
-        return agents_get(req);
-
-    sql = sql_update(req, "agents", agent_columns, v, AGENT_NFIELDS,
-        AGENT_COLUMNS, params, &nparams);
-    res = db_exec(req->db, req->arena, &req->err, sql, nparams, params);
-    if (res == NULL)
-        return explain_failure(req);
-    return respond_agent(req, 200, res);
+    return resource_update(req, &agents);
 }
 
 int
 agents_delete(struct request *req)
 {
-    const char *params[1] = { req->path_ids[0] };
-
-    if (request_query_check(req, NULL) < 0 || lock_agent(req) < 0 ||
-        db_run(req->db, &req->err, SQL_AGENT_DELETE, 1, params) < 0)
-        return -1;
-
-    response_empty(req, 204);
-    return 0;
+    return resource_delete(req, &agents);
 }

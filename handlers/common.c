@@ -169,31 +169,3 @@ response_location(struct request *req, const char *collection,
 {
     response_header(req, "Location", "/api/v1/%s/%s", collection, id);
 }
-
-const char *
-sql_update(struct request *req, const char *table,
-    const char *const *columns, const struct field_value *values, size_t n,
-    const char *returning, const char **params, int *nparams)
-{
-    struct buf sql = BUF_INIT;
-    const char *out;
-    int next = 1;
-
-    params[0] = req->path_ids[0];
-    buf_printf(&sql, "UPDATE %s SET ", table);
-    for (size_t i = 0; i < n; i++) {
-        if (!values[i].present)
-            continue;
-        params[next] = values[i].is_null ? NULL : values[i].text;
-        next++;
-        buf_printf(&sql, "%s = $%d, ", columns[i], next);
-    }
-    /* Every change moves the ETag, even two within one microsecond. */
-    buf_printf(&sql, "updated_at = greatest(now(), updated_at + "
-        "interval '1 microsecond') WHERE id = $1 RETURNING %s", returning);
-
-    out = arena_strdup(req->arena, buf_cstr(&sql));
-    buf_free(&sql);
-    *nparams = next;
-    return out;
-}

@@ -54,16 +54,4 @@ void response_location(struct request *req, const char *collection,
     const char *id);
 
 
-#include "fields.h"
-
-/*
- * Builds "UPDATE <table> SET <col> = $2, ..., updated_at = now()
- * WHERE id = $1 RETURNING <returning>" for the present values.  Column
- * names come from the caller's constant table, never from the request;
- * params receives the id and the values (room for n + 1).
- */
-const char *sql_update(struct request *req, const char *table,
-    const char *const *columns, const struct field_value *values, size_t n,
-    const char *returning, const char **params, int *nparams);
-
 #endif

@@ -27,4 +27,14 @@ int agents_get(struct request *req);
 int agents_update(struct request *req);
 int agents_delete(struct request *req);
 
+/* llm_providers.c */
+
+/* crews.c */
+
+/* flows.c */
+
+/* executions.c */
+
+/* tools.c */
+
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "fields.h"
 #include "handlers.h"
 #include "log.h"
 #include "password.h"

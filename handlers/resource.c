@@ -1,0 +1,329 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "resource.h"
+
+#define RESOURCE_MAX_FILTERS 8
+#define RESOURCE_MAX_PARAMS 40
+#define RESOURCE_MAX_FIELDS 32
+
+/* Bound parameters of one statement, numbered as they are added. */
+struct params {
+    const char *values[RESOURCE_MAX_PARAMS];
+    int n;
+};
+
+/* Adds a value; returns its placeholder number ($n). */
+static int
+param_add(struct params *p, const char *value)
+{
+    if (p->n == RESOURCE_MAX_PARAMS)
+        fatal("a statement needs more than %d parameters",
+            RESOURCE_MAX_PARAMS);
+    p->values[p->n++] = value;
+    return p->n;
+}
+
+/* " AND tenant_id = $n" for shared tables, "" otherwise. */
+static void
+scope(struct request *req, const struct resource *r, struct buf *sql,
+    struct params *p)
+{
+    if (r->shared_table)
+        buf_printf(sql, " AND tenant_id = $%d",
+            param_add(p, req->tenant->id));
+}
+
+static const char *
+take_sql(struct request *req, struct buf *sql)
+{
+    const char *out = arena_strdup(req->arena, buf_cstr(sql));
+
+    buf_free(sql);
+    return out;
+}
+
+static PGresult *
+run(struct request *req, const char *sql, const struct params *p)
+{
+    return db_exec(req->db, req->arena, &req->err, sql, p->n, p->values);
+}
+
+/* Reads one filter's value; a bad one is a 400 naming the parameter. */
+static const char *
+filter_value(struct request *req, const struct list_filter *f,
+    const char *text)
+{
+    char id[UUID_TEXT_LEN + 1];
+
+    switch (f->type) {
+    case FIELD_BOOL:
+        if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0)
+            return text;
+        break;
+    case FIELD_UUID:
+        if (uuid_parse(text, strlen(text), id))
+            return arena_strdup(req->arena, id);
+        break;
+    case FIELD_ENUM:
+        for (size_t i = 0; f->choices[i] != NULL; i++)
+            if (strcmp(text, f->choices[i]) == 0)
+                return f->choices[i];
+        break;
+    default:
+        break;
+    }
+
+    request_fail(req, 400, "query parameter %s is not valid", f->param);
+    error_field(&req->err, f->param, f->type == FIELD_BOOL
+        ? "must be true or false" : f->type == FIELD_UUID
+        ? "must be a UUID" : "must be one of the allowed values");
+    return NULL;
+}
+
+int
+resource_list(struct request *req, const struct resource *r)
+{
+    const char *allowed[RESOURCE_MAX_FILTERS + 3] = { "limit", "cursor" };
+    struct buf sql = BUF_INIT;
+    struct params p = { { NULL }, 0 };
+    struct page page;
+    PGresult *res;
+    int rows, shown;
+
+    if (r->nfilters > RESOURCE_MAX_FILTERS)
+        fatal("resource %s has too many filters", r->table);
+    for (size_t i = 0; i < r->nfilters; i++)
+        allowed[i + 2] = r->filters[i].param;
+    if (request_query_check(req, allowed) < 0 || page_read(req, &page) < 0)
+        return -1;
+
+    param_add(&p, page.limit_text);
+    buf_printf(&sql, "SELECT %s FROM %s WHERE true", r->columns, r->table);
+    scope(req, r, &sql, &p);
+    for (size_t i = 0; i < r->nfilters; i++) {
+        const char *text = request_query(req, r->filters[i].param);
+        const char *value;
+
+        if (text == NULL)
+            continue;
+        value = filter_value(req, &r->filters[i], text);
+        if (value == NULL) {
+            buf_free(&sql);
+            return -1;
+        }
+        buf_printf(&sql, " AND %s = $%d", r->filters[i].column,
+            param_add(&p, value));
+    }
+    if (page.after_ts != NULL) {
+        int ts = param_add(&p, page.after_ts);
+        int id = param_add(&p, page.after_id);
+
+        buf_printf(&sql, " AND (created_at, id) < ($%d::timestamptz,"
+            " $%d::uuid)", ts, id);
+    }
+    buf_puts(&sql, " ORDER BY created_at DESC, id DESC LIMIT $1");
+
+    res = run(req, take_sql(req, &sql), &p);
+    if (res == NULL)
+        return -1;
+
+    rows = PQntuples(res);
+    shown = rows > page.limit ? page.limit : rows;
+    response_json(req, 200);
+    jw_object_open(&req->json);
+    jw_key(&req->json, "items");
+    jw_array_open(&req->json);
+    for (int i = 0; i < shown; i++)
+        r->write(req, res, i);
+    jw_array_close(&req->json);
+    page_write_next(req, rows > page.limit,
+        shown > 0 ? db_timestamp(req->arena, res, shown - 1,
+                                 r->created_at_column) : NULL,
+        shown > 0 ? db_value(res, shown - 1, 0) : NULL);
+    jw_object_close(&req->json);
+    return 0;
+}
+
+PGresult *
+resource_fetch(struct request *req, const struct resource *r,
+    const char *id)
+{
+    struct buf sql = BUF_INIT;
+    struct params p = { { NULL }, 0 };
+    PGresult *res;
+
+    buf_printf(&sql, "SELECT %s FROM %s WHERE id = $%d", r->columns,
+        r->table, param_add(&p, id));
+    scope(req, r, &sql, &p);
+    res = run(req, take_sql(req, &sql), &p);
+    if (res == NULL)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        request_fail(req, 404, "no such %s", r->noun);
+        return NULL;
+    }
+    return res;
+}
+
+int
+resource_respond(struct request *req, const struct resource *r, int status,
+    const PGresult *res)
+{
+    response_json(req, status);
+    r->write(req, res, 0);
+    response_etag(req, db_value(res, 0, r->ncolumns - 1));
+    return 0;
+}
+
+int
+resource_get(struct request *req, const struct resource *r)
+{
+    PGresult *res;
+
+    if (request_query_check(req, NULL) < 0)
+        return -1;
+    res = resource_fetch(req, r, req->path_ids[0]);
+    if (res == NULL)
+        return -1;
+    return resource_respond(req, r, 200, res);
+}
+
+int
+resource_read_body(struct request *req, const struct resource *r,
+    bool creating, struct field_value *values)
+{
+    struct json_object *body;
+
+    if (r->nfields > RESOURCE_MAX_FIELDS)
+        fatal("resource %s has too many fields", r->table);
+    if (request_json_object(req, &body) < 0)
+        return -1;
+    fields_read(req->arena, body, r->fields, r->nfields, creating, values,
+        &req->err);
+    if (r->validate != NULL)
+        r->validate(req, values, creating);
+    return req->err.status != 0 ? -1 : 0;
+}
+
+static int
+refused(struct request *req, const struct resource *r)
+{
+    if (r->explain != NULL)
+        r->explain(req);
+    return -1;
+}
+
+int
+resource_create(struct request *req, const struct resource *r)
+{
+    struct field_value v[RESOURCE_MAX_FIELDS];
+    struct buf columns = BUF_INIT;
+    struct buf values = BUF_INIT;
+    struct buf sql = BUF_INIT;
+    struct params p = { { NULL }, 0 };
+    PGresult *res;
+
+    if (request_query_check(req, NULL) < 0 ||
+        resource_read_body(req, r, true, v) < 0)
+        return -1;
+
+    /* Absent fields take the column's default. */
+    buf_puts(&columns, "tenant_id");
+    buf_printf(&values, "$%d", param_add(&p, req->tenant->id));
+    for (size_t i = 0; i < r->nfields; i++) {
+        if (!v[i].present)
+            continue;
+        buf_printf(&columns, ", %s", r->field_columns[i]);
+        buf_printf(&values, ", $%d",
+            param_add(&p, v[i].is_null ? NULL : v[i].text));
+    }
+    buf_printf(&sql, "INSERT INTO %s (%s) VALUES (%s) RETURNING %s",
+        r->table, buf_cstr(&columns), buf_cstr(&values), r->columns);
+    buf_free(&columns);
+    buf_free(&values);
+
+    res = run(req, take_sql(req, &sql), &p);
+    if (res == NULL)
+        return refused(req, r);
+    response_location(req, r->collection, db_value(res, 0, 0));
+    return resource_respond(req, r, 201, res);
+}
+
+int
+resource_lock(struct request *req, const struct resource *r)
+{
+    struct buf sql = BUF_INIT;
+    struct params p = { { NULL }, 0 };
+    PGresult *res;
+
+    buf_printf(&sql, "SELECT " SQL_ETAG " FROM %s WHERE id = $%d",
+        r->table, param_add(&p, req->path_ids[0]));
+    scope(req, r, &sql, &p);
+    buf_puts(&sql, " FOR UPDATE");
+
+    res = run(req, take_sql(req, &sql), &p);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 0)
+        return request_fail(req, 404, "no such %s", r->noun);
+    return precondition_check(req, db_value(res, 0, 0));
+}
+
+int
+resource_update(struct request *req, const struct resource *r)
+{
+    struct field_value v[RESOURCE_MAX_FIELDS];
+    struct buf sql = BUF_INIT;
+    struct params p = { { NULL }, 0 };
+    PGresult *res;
+
+    if (request_query_check(req, NULL) < 0 ||
+        resource_read_body(req, r, false, v) < 0 ||
+        resource_lock(req, r) < 0)
+        return -1;
+
+    /* An empty merge patch changes nothing, not even updated_at. */
+    if (fields_none_present(v, r->nfields))
+        return resource_get(req, r);
+
+    buf_printf(&sql, "UPDATE %s SET ", r->table);
+    for (size_t i = 0; i < r->nfields; i++)
+        if (v[i].present)
+            buf_printf(&sql, "%s = $%d, ", r->field_columns[i],
+                param_add(&p, v[i].is_null ? NULL : v[i].text));
+
+    /* Every change moves the ETag, even two within one microsecond. */
+    buf_printf(&sql, "updated_at = greatest(now(), updated_at + "
+        "interval '1 microsecond') WHERE id = $%d",
+        param_add(&p, req->path_ids[0]));
+    scope(req, r, &sql, &p);
+    buf_printf(&sql, " RETURNING %s", r->columns);
+
+    res = run(req, take_sql(req, &sql), &p);
+    if (res == NULL)
+        return refused(req, r);
+    return resource_respond(req, r, 200, res);
+}
+
+int
+resource_delete(struct request *req, const struct resource *r)
+{
+    struct buf sql = BUF_INIT;
+    struct params p = { { NULL }, 0 };
+
+    if (request_query_check(req, NULL) < 0 || resource_lock(req, r) < 0)
+        return -1;
+
+    buf_printf(&sql, "DELETE FROM %s WHERE id = $%d", r->table,
+        param_add(&p, req->path_ids[0]));
+    scope(req, r, &sql, &p);
+    if (run(req, take_sql(req, &sql), &p) == NULL)
+        return refused(req, r);
+
+    response_empty(req, 204);
+    return 0;
+}
