@@ -69,18 +69,6 @@ request_json_object(struct request *req, struct json_object **out)
     return 0;
 }
 
-static int
-hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes s[0..len) ('+' is a space); NULL on bad encoding or a NUL. */
 static char *
 percent_decode(struct arena *a, const char *s, size_t len)
@@ -96,8 +84,8 @@ percent_decode(struct arena *a, const char *s, size_t len)
 
             if (i + 2 >= len)
                 return NULL;
-            hi = hex_digit(s[i + 1]);
-            lo = hex_digit(s[i + 2]);
+            hi = hex_digit_value(s[i + 1]);
+            lo = hex_digit_value(s[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return NULL;
             out[n++] = (char)(hi << 4 | lo);

@@ -8,6 +8,12 @@
 #include "migrate.h"
 #include "tenant.h"
 
+/* Where each schema records the migrations it has had. */
+#define VERSION_TABLE "schema_migrations (" \
+    " version integer PRIMARY KEY," \
+    " name text NOT NULL," \
+    " applied_at timestamptz NOT NULL DEFAULT now())"
+
 /*
  * Only two kinds of schema names ever reach the SQL text built here:
  * tenant_template and names that passed tenant_schema_name_valid().  They
@@ -33,11 +39,8 @@ migrate_public(struct db *db, struct crewd_error *err)
 {
     int applied = 0;
 
-    if (db_run(db, err,
-            "CREATE TABLE IF NOT EXISTS public.schema_migrations ("
-            " version integer PRIMARY KEY,"
-            " name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())", 0, NULL) < 0)
+    if (db_run(db, err, "CREATE TABLE IF NOT EXISTS public."
+            VERSION_TABLE, 0, NULL) < 0)
         return -1;
 
     for (size_t i = 0; i < public_migrations_count; i++) {
@@ -138,11 +141,8 @@ migrate_schema_in_tx(struct db *db, const char *schema,
     if (db_run(db, err, "SELECT set_config('search_path', $1, true)", 1,
             params) < 0)
         return -1;
-    if (db_run(db, err,
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY,"
-            " name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())", 0, NULL) < 0)
+    if (db_run(db, err, "CREATE TABLE IF NOT EXISTS " VERSION_TABLE, 0,
+            NULL) < 0)
         return -1;
 
     current = migrate_schema_version(db, schema, err);

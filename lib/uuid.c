@@ -4,8 +4,8 @@
 
 #include "uuid.h"
 
-static int
-hex_value(char c)
+int
+hex_digit_value(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -31,7 +31,7 @@ uuid_parse(const char *s, size_t len, char out[UUID_TEXT_LEN + 1])
             out[i] = '-';
             continue;
         }
-        int v = hex_value(s[i]);
+        int v = hex_digit_value(s[i]);
         if (v < 0)
             return false;
         out[i] = digits[v];

@@ -12,6 +12,9 @@
 
 #define UUID_TEXT_LEN 36
 
+/* The value of one hex digit (either case), or -1. */
+int hex_digit_value(char c);
+
 /* Canonicalises s[0..len) into out; false when it is not a UUID. */
 bool uuid_parse(const char *s, size_t len, char out[UUID_TEXT_LEN + 1]);
 

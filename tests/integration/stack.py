@@ -558,6 +558,19 @@ class Stack:
             master = self.crewd.pid
         return master, children_of(master) if master else []
 
+    def rewrite_crewd_conf(self, **changes):
+        """Rewrites crewd's configuration file with these keys set (None
+        takes back a key set before); crewd reads it at the next
+        reload_crewd()."""
+        for key, value in changes.items():
+            if key == 'workers':
+                self.workers = int(value)
+            elif value is None:
+                self.conf_overrides.pop(key, None)
+            else:
+                self.conf_overrides[key] = value
+        self._write_crewd_conf()
+
     def reload_crewd(self):
         os.kill(self.crewd_pids()[0], signal.SIGHUP)
 

@@ -1,9 +1,13 @@
 """Faults under load: a worker killed, PostgreSQL restarted, a reload,
-and a graceful stop.  Every request loop is bounded in count and time,
-and all traffic goes to nginx on 127.0.0.1."""
+a broken configuration, a graceful stop and clients that go away.
+Every request loop is bounded in count and time, and all traffic goes
+to nginx on 127.0.0.1."""
 
 import os
 import signal
+import socket
+import ssl
+import subprocess
 import threading
 import time
 
@@ -50,6 +54,47 @@ class RequestLoop(threading.Thread):
         return False
 
 
+class Call(threading.Thread):
+    """Runs one call in a thread and keeps its result (or exception) and
+    when it returned."""
+
+    def __init__(self, function, *args, **kwargs):
+        super().__init__(daemon=True)
+        self.call = (function, args, kwargs)
+        self.result = None
+        self.error = None
+        self.returned_at = None
+
+    def run(self):
+        function, args, kwargs = self.call
+        try:
+            self.result = function(*args, **kwargs)
+        except Exception as e:      # reported by outcome()
+            self.error = e
+        self.returned_at = time.monotonic()
+
+    def outcome(self, timeout):
+        """The call's result, once it returned within timeout seconds."""
+        self.join(timeout)
+        if self.is_alive():
+            raise AssertionError('the call did not return in %d s' % timeout)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def cpu_ticks(pid):
+    """User and system CPU time of a process in clock ticks; 0 when it
+    is gone."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            stat = f.read()
+    except OSError:
+        return 0
+    fields = stat[stat.rindex(')') + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
 class FaultTestCase(StackTestCase):
 
     @classmethod
@@ -87,6 +132,14 @@ class FaultTestCase(StackTestCase):
         bad = [r for r in responses if r.status != 200]
         self.assertEqual(bad, [], '%d of %d requests failed' % (
             len(bad), len(responses)))
+
+    def crewd_log_since(self, offset):
+        return self.stack.crewd_log()[offset:]
+
+    def wait_logged(self, offset, text, timeout):
+        """True once crewd logged text after offset."""
+        return wait_for(lambda: text in self.crewd_log_since(offset),
+                        timeout)
 
 
 class WorkerFaultTest(FaultTestCase):
@@ -198,6 +251,173 @@ class ShutdownTest(FaultTestCase):
             self.assertFalse(pid_alive(pid), 'process %d lives' % pid)
         resp = self.get()
         self.assertProblem(resp, 503)
+
+
+class ReloadConfigurationTest(FaultTestCase):
+    # A stack of its own: these tests rewrite crewd's configuration.
+    stack_options = {'workers': 2}
+
+    def test_sighup_rereads_the_configuration(self):
+        master, workers = self.stack.crewd_pids()
+        self.assertEqual(len(workers), 2)
+        offset = len(self.stack.crewd_log())
+
+        self.stack.rewrite_crewd_conf(workers=3)
+        self.stack.reload_crewd()
+
+        def replaced():
+            w = self.stack.crewd_pids()[1]
+            return w if len(w) == 3 and not set(w) & set(workers) else None
+        new_workers = wait_for(replaced, 5)
+        self.assertTrue(new_workers, 'workers %r -> %r' % (
+            workers, self.stack.crewd_pids()[1]))
+        self.assertTrue(self.wait_logged(
+            offset, 'configuration reloaded; 3 new workers', 5),
+            self.crewd_log_since(offset))
+        self.assertAllOk([self.get() for _ in range(6)])
+        self.assertEqual(self.stack.crewd_pids(), (master, new_workers))
+        for pid in workers:
+            self.assertFalse(pid_alive(pid), 'old worker %d lives' % pid)
+
+    def test_sighup_with_a_broken_configuration_keeps_the_old_workers(self):
+        master, workers = self.stack.crewd_pids()
+        offset = len(self.stack.crewd_log())
+
+        self.stack.rewrite_crewd_conf(workers=len(workers) + 1,
+                                      no_such_key='1')
+        try:
+            self.stack.reload_crewd()
+            self.assertTrue(self.wait_logged(offset, 'reload refused', 5),
+                            self.crewd_log_since(offset))
+        finally:
+            self.stack.rewrite_crewd_conf(workers=len(workers),
+                                          no_such_key=None)
+
+        log = self.crewd_log_since(offset)
+        self.assertIn('reload refused, keeping the old configuration: '
+                      '%s:' % self.stack.conf_path, log)
+        self.assertIn('unknown key "no_such_key"', log)
+        self.assertNotIn('configuration reloaded', log)
+        self.assertAllOk([self.get() for _ in range(2 * len(workers))])
+        self.assertEqual(self.stack.crewd_pids(), (master, workers))
+
+
+class GracefulStopTest(FaultTestCase):
+    # A stack of its own, as this test stops crewd, with an Argon2id
+    # cost that makes a login take about half a second on two cores.
+    stack_options = {'shutdown_timeout': 5, 'password_ops_limit': 3,
+                     'password_mem_limit': 256 << 20}
+
+    def login(self):
+        return self.stack.request(
+            'POST', '/api/v1/auth/login', host=self.tenant.slug,
+            json={'email': self.tenant.email,
+                  'password': self.tenant.password})
+
+    def test_sigterm_lets_a_request_in_flight_finish(self):
+        master, workers = self.stack.crewd_pids()
+        shutdown_timeout = int(self.stack.conf['shutdown_timeout'])
+        offset = len(self.stack.crewd_log())
+
+        # The login is surely inside crewd once a worker has spent 50 ms
+        # of CPU on it: an idle worker spends none.
+        ticks = {pid: cpu_ticks(pid) for pid in workers}
+        login = Call(self.login)
+        sent = time.monotonic()
+        login.start()
+        busy = wait_for(lambda: [pid for pid in workers
+                                 if cpu_ticks(pid) - ticks[pid] >= 5],
+                        10, 0.01)
+        self.assertEqual(len(busy), 1, 'no worker is hashing: %r' % busy)
+
+        os.kill(master, signal.SIGTERM)
+        stopping = time.monotonic()
+        idle = [pid for pid in workers if pid not in busy]
+        self.assertTrue(wait_for(
+            lambda: not any(pid_alive(pid) for pid in idle), 5),
+            'idle workers %r live on' % idle)
+        late = Call(self.get)
+        late.start()
+
+        try:
+            status = self.stack.crewd.wait(shutdown_timeout + 5)
+        except subprocess.TimeoutExpired:
+            status = None
+        stopped = time.monotonic() - stopping
+
+        resp = login.outcome(30)
+        body = self.assertJson(resp, 200)
+        self.assertIsInstance(body.get('access_token'), str, resp)
+        self.assertEqual(len(body['access_token'].split('.')), 3)
+        self.assertGreater(login.returned_at, stopping)
+        self.assertGreaterEqual(login.returned_at - sent, 0.3)
+
+        self.assertEqual(status, 0)
+        self.assertLess(stopped, shutdown_timeout)
+        for pid in [master] + workers:
+            self.assertFalse(pid_alive(pid), 'process %d lives' % pid)
+        log = self.crewd_log_since(offset)
+        self.assertIn('POST /api/v1/auth/login -> 200', log)
+        self.assertNotIn('killing them', log)
+
+        self.assertProblem(late.outcome(30), 503)
+        self.assertProblem(self.get(), 503)
+
+
+class ClientDisconnectTest(FaultTestCase):
+    AGENTS = 50
+    GOAL_BYTES = 60000
+    BIG_LIST = '/api/v1/agents?limit=50'
+    DISCONNECTS = 20
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # The module's stack, but a tenant of its own whose list of
+        # agents is a few megabytes long.
+        cls.big = cls.stack.new_tenant('big')
+        for i in range(cls.AGENTS):
+            resp = cls.stack.request(
+                'POST', '/api/v1/agents', host=cls.big.slug,
+                token=cls.big.token,
+                json={'name': 'agent %d' % i, 'role': 'Writer',
+                      'goal': ('%02d' % i) * (cls.GOAL_BYTES // 2)})
+            if resp.status != 201:
+                raise AssertionError(resp)
+
+    def send_and_close(self, path):
+        """Sends a GET over TLS and closes the connection unread."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        host = self.stack.host_name(self.big.slug)
+        raw = socket.create_connection(('127.0.0.1', self.stack.https_port),
+                                       10)
+        with ctx.wrap_socket(raw, server_hostname=host) as tls:
+            tls.sendall(('GET %s HTTP/1.1\r\nHost: %s:%d\r\n'
+                         'Authorization: Bearer %s\r\n\r\n' % (
+                             path, host, self.stack.https_port,
+                             self.big.token)).encode())
+
+    def test_a_client_that_disconnects_mid_response_costs_nothing(self):
+        master, workers = self.stack.crewd_pids()
+        offset = len(self.stack.crewd_log())
+        full = self.stack.request('GET', self.BIG_LIST, host=self.big.slug,
+                                  token=self.big.token)
+        self.assertEqual(len(self.assertJson(full, 200)['items']),
+                         self.AGENTS)
+        self.assertGreater(len(full.body), self.AGENTS * self.GOAL_BYTES)
+
+        for _ in range(self.DISCONNECTS):
+            self.send_and_close(self.BIG_LIST)
+
+        resp = self.stack.request('GET', self.BIG_LIST, host=self.big.slug,
+                                  token=self.big.token)
+        self.assertStatus(resp, 200)
+        self.assertEqual(resp.json(), full.json())
+        self.assertAllOk([self.get() for _ in range(2 * len(workers))])
+        self.assertEqual(self.stack.crewd_pids(), (master, workers))
+        self.assertNotIn('replacing it', self.crewd_log_since(offset))
 
 
 if __name__ == '__main__':
