@@ -416,8 +416,15 @@ class ClientDisconnectTest(FaultTestCase):
         self.assertStatus(resp, 200)
         self.assertEqual(resp.json(), full.json())
         self.assertAllOk([self.get() for _ in range(2 * len(workers))])
+
+        # The workers are counted once every list crewd began is done.
+        done = 'tenant=%s: GET /api/v1/agents -> 200' % self.big.slug
+        wait_for(lambda: self.crewd_log_since(offset).count(done) >=
+                 self.DISCONNECTS + 2, 5)
         self.assertEqual(self.stack.crewd_pids(), (master, workers))
-        self.assertNotIn('replacing it', self.crewd_log_since(offset))
+        log = self.crewd_log_since(offset)
+        self.assertIn('client went away before the response was sent', log)
+        self.assertNotIn('replacing it', log)
 
 
 if __name__ == '__main__':
