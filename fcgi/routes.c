@@ -29,6 +29,16 @@ const struct route routes[] = {
     /* users */
     { "GET", "/api/v1/users/me", HOST_TENANT, ROLE_VIEWER, users_me,
       "the calling user" },
+    { "GET", "/api/v1/users", HOST_TENANT, ROLE_ADMIN, users_list,
+      "list the tenant's users, newest first" },
+    { "POST", "/api/v1/users", HOST_TENANT, ROLE_ADMIN, users_create,
+      "invite a user with an e-mail, a password and a role" },
+    { "GET", "/api/v1/users/{id}", HOST_TENANT, ROLE_ADMIN, users_get,
+      "read a user" },
+    { "PATCH", "/api/v1/users/{id}", HOST_TENANT, ROLE_ADMIN,
+      users_update, "change a user's name, role, password or suspension" },
+    { "DELETE", "/api/v1/users/{id}", HOST_TENANT, ROLE_ADMIN,
+      users_delete, "delete a user" },
 
     /* agents */
     { "GET", "/api/v1/agents", HOST_TENANT, ROLE_VIEWER, agents_list,

@@ -18,6 +18,11 @@ int tenants_create(struct request *req);
 int auth_login(struct request *req);
 
 /* users.c */
+int users_list(struct request *req);
+int users_create(struct request *req);
+int users_get(struct request *req);
+int users_update(struct request *req);
+int users_delete(struct request *req);
 int users_me(struct request *req);
 
 /* agents.c */

@@ -221,15 +221,22 @@ int
 resource_create(struct request *req, const struct resource *r)
 {
     struct field_value v[RESOURCE_MAX_FIELDS];
+
+    if (request_query_check(req, NULL) < 0 ||
+        resource_read_body(req, r, true, v) < 0)
+        return -1;
+    return resource_insert(req, r, v);
+}
+
+int
+resource_insert(struct request *req, const struct resource *r,
+    const struct field_value *v)
+{
     struct buf columns = BUF_INIT;
     struct buf values = BUF_INIT;
     struct buf sql = BUF_INIT;
     struct params p = { { NULL }, 0 };
     PGresult *res;
-
-    if (request_query_check(req, NULL) < 0 ||
-        resource_read_body(req, r, true, v) < 0)
-        return -1;
 
     /* Absent fields take the column's default. */
     buf_puts(&columns, "tenant_id");
@@ -277,14 +284,21 @@ int
 resource_update(struct request *req, const struct resource *r)
 {
     struct field_value v[RESOURCE_MAX_FIELDS];
-    struct buf sql = BUF_INIT;
-    struct params p = { { NULL }, 0 };
-    PGresult *res;
 
     if (request_query_check(req, NULL) < 0 ||
         resource_read_body(req, r, false, v) < 0 ||
         resource_lock(req, r) < 0)
         return -1;
+    return resource_apply(req, r, v);
+}
+
+int
+resource_apply(struct request *req, const struct resource *r,
+    const struct field_value *v)
+{
+    struct buf sql = BUF_INIT;
+    struct params p = { { NULL }, 0 };
+    PGresult *res;
 
     /* An empty merge patch changes nothing, not even updated_at. */
     if (fields_none_present(v, r->nfields))

@@ -82,6 +82,22 @@ int resource_read_body(struct request *req, const struct resource *r,
     bool creating, struct field_value *values);
 
 /*
+ * The write half of resource_create, for values already read (and
+ * perhaps completed, as a password by its hash): INSERT, then 201 with
+ * Location and ETag.
+ */
+int resource_insert(struct request *req, const struct resource *r,
+    const struct field_value *values);
+
+/*
+ * The write half of resource_update, for values already read and row
+ * {id} already locked: UPDATE, then 200 with the row and its ETag.  No
+ * value present: the row as it is, unchanged.
+ */
+int resource_apply(struct request *req, const struct resource *r,
+    const struct field_value *values);
+
+/*
  * Locks row {id} (FOR UPDATE) and checks If-Match against it: 404 when
  * there is no such row, 412 when the version differs.
  */
