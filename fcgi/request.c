@@ -292,6 +292,7 @@ response_serialise(struct request *req, struct buf *out)
     buf_append(out, req->headers->data != NULL ? req->headers->data : "",
         req->headers->len);
     buf_puts(out, "\r\n");
-    buf_append(out, req->body_out->data != NULL ? req->body_out->data : "",
-        req->body_out->len);
+    if (strcmp(req->method, "HEAD") != 0)
+        buf_append(out, req->body_out->data != NULL ? req->body_out->data
+                                                    : "", req->body_out->len);
 }

@@ -47,6 +47,7 @@ struct request {
     const char *if_match;
     const char *authorization;
     const char *tenant_slug;    /* "" on the apex host */
+    const char *server_port;    /* the port nginx accepted the request on */
 
     /* The body, NUL-terminated; body_len 0 when there is none. */
     const char *body;

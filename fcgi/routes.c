@@ -22,6 +22,10 @@ const struct route routes[] = {
     { "POST", "/api/v1/tenants", HOST_APEX, ROLE_NONE, tenants_create,
       "sign a company up" },
 
+    /* the calling tenant */
+    { "GET", "/api/v1/tenant", HOST_TENANT, ROLE_VIEWER, tenants_self,
+      "the calling tenant's own record" },
+
     /* authentication */
     { "POST", "/api/v1/auth/login", HOST_TENANT, ROLE_NONE, auth_login,
       "exchange e-mail and password for a token" },

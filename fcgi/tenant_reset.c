@@ -2,6 +2,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "tenant_reset.h"
@@ -10,11 +11,18 @@
  * The cache: open addressing over a fixed table.  It only ever holds
  * tenants that exist, so a flood of unknown slugs cannot fill it; when it
  * is three quarters full it starts over, which costs one query per tenant.
+ *
+ * crewd and crewctl announce their changes to tenants with NOTIFY, which
+ * empties the cache at once.  An entry also expires after CACHE_TTL
+ * seconds, so a change made behind our back (by hand in psql, say) is
+ * seen within that time too.
  */
 #define CACHE_SLOTS 4096
+#define CACHE_TTL 10
 
 struct cache_slot {
     bool used;
+    time_t loaded;
     struct tenant tenant;
 };
 
@@ -73,6 +81,18 @@ tenant_resolve(struct db *db, struct arena *a, const char *slug,
         return error_set(err, 404, "no such tenant");
 
     slot = cache_find(slug, &found);
+    if (found && time(NULL) - slot->loaded > CACHE_TTL) {
+        rc = tenant_find_by_slug(db, a, slug, &fresh, err);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            /* Gone: the simplest correct thing is to start over. */
+            tenant_cache_clear();
+            return error_set(err, 404, "no such tenant");
+        }
+        slot->tenant = fresh;
+        slot->loaded = time(NULL);
+    }
     if (!found) {
         rc = tenant_find_by_slug(db, a, slug, &fresh, err);
         if (rc < 0)
@@ -85,6 +105,7 @@ tenant_resolve(struct db *db, struct arena *a, const char *slug,
             slot = cache_find(slug, &found);
         }
         slot->used = true;
+        slot->loaded = time(NULL);
         slot->tenant = fresh;
         cache_count++;
     }

@@ -240,11 +240,13 @@ dispatch(struct request *req)
 {
     enum route_host host = req->tenant_slug[0] != '\0' ? HOST_TENANT
                                                        : HOST_APEX;
-    char allow[64];
+    char allow[80];
     enum route_result match;
 
-    match = route_match(req->method, req->path, host, &req->route,
-        req->path_ids, allow, sizeof(allow));
+    /* HEAD is GET without the body (request.c leaves the body out). */
+    match = route_match(strcmp(req->method, "HEAD") == 0 ? "GET"
+                                                         : req->method,
+        req->path, host, &req->route, req->path_ids, allow, sizeof(allow));
     switch (match) {
     case ROUTE_FOUND:
         break;
@@ -257,7 +259,8 @@ dispatch(struct request *req)
             : "this endpoint is served on a tenant's host");
         return;
     case ROUTE_BAD_METHOD:
-        response_header(req, "Allow", "%s", allow);
+        response_header(req, "Allow", "%s%s", allow,
+            strstr(allow, "GET") != NULL ? ", HEAD" : "");
         request_fail(req, 405, "method not allowed here");
         return;
     }
@@ -320,6 +323,7 @@ serve(struct worker *w, FCGX_Request *fr)
     req.if_match = param(fr, "HTTP_IF_MATCH");
     req.authorization = param(fr, "HTTP_AUTHORIZATION");
     req.tenant_slug = param(fr, "TENANT_SLUG");
+    req.server_port = param(fr, "SERVER_PORT");
     log_set_context(req.request_id, req.tenant_slug);
 
     if (read_body(fr, &req) == 0)

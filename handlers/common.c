@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "common.h"
+#include "log.h"
 
 /* "2026-12-04T16:12:03.123456Z", with or without the fraction. */
 static bool
@@ -45,21 +46,50 @@ bad_parameter(struct request *req, const char *name)
     return -1;
 }
 
+/*
+ * A cursor is "<created_at>,<id>" and a tag: the first CURSOR_TAG_BYTES of
+ * an HMAC-SHA256 of that text under the token secret, all in base64url.
+ * Only positions this server handed out come back, so a forged or edited
+ * cursor (an impossible date, say) is a 400 before any SQL sees it.
+ */
+#define CURSOR_TAG_BYTES 16
+#define CURSOR_TEXT_MAX 96
+
+static void
+cursor_tag(struct request *req, const char *text, size_t len,
+    unsigned char tag[CURSOR_TAG_BYTES])
+{
+    unsigned char full[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_state st;
+
+    crypto_auth_hmacsha256_init(&st, req->secret->key, req->secret->len);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)"cursor:", 7);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)text, len);
+    crypto_auth_hmacsha256_final(&st, full);
+    memcpy(tag, full, CURSOR_TAG_BYTES);
+}
+
 static int
 cursor_decode(struct request *req, const char *cursor, struct page *page)
 {
-    unsigned char raw[128];
-    size_t len;
+    unsigned char raw[CURSOR_TEXT_MAX + CURSOR_TAG_BYTES + 1];
+    unsigned char tag[CURSOR_TAG_BYTES];
+    size_t len, text_len;
     char *text, *comma;
     char id[UUID_TEXT_LEN + 1];
 
-    if (strlen(cursor) > 120 ||
-        sodium_base642bin(raw, sizeof(raw) - 1, cursor, strlen(cursor),
-            NULL, &len, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+    if (strlen(cursor) > 2 * sizeof(raw) ||
+        sodium_base642bin(raw, sizeof(raw), cursor, strlen(cursor),
+            NULL, &len, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0
+        || len <= CURSOR_TAG_BYTES)
         return bad_parameter(req, "cursor");
 
-    raw[len] = '\0';
-    text = arena_strndup(req->arena, (const char *)raw, len);
+    text_len = len - CURSOR_TAG_BYTES;
+    cursor_tag(req, (const char *)raw, text_len, tag);
+    if (sodium_memcmp(tag, raw + text_len, CURSOR_TAG_BYTES) != 0)
+        return bad_parameter(req, "cursor");
+
+    text = arena_strndup(req->arena, (const char *)raw, text_len);
     comma = strchr(text, ',');
     if (comma == NULL)
         return bad_parameter(req, "cursor");
@@ -106,8 +136,10 @@ void
 page_write_next(struct request *req, bool more, const char *last_ts,
     const char *last_id)
 {
-    char *plain;
+    unsigned char raw[CURSOR_TEXT_MAX + CURSOR_TAG_BYTES];
     char encoded[256];
+    char *plain;
+    size_t len;
 
     if (!more || last_ts == NULL || last_id == NULL) {
         jw_key(&req->json, "next_cursor");
@@ -116,8 +148,13 @@ page_write_next(struct request *req, bool more, const char *last_ts,
     }
 
     plain = arena_printf(req->arena, "%s,%s", last_ts, last_id);
-    sodium_bin2base64(encoded, sizeof(encoded), (unsigned char *)plain,
-        strlen(plain), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    len = strlen(plain);
+    if (len > CURSOR_TEXT_MAX)
+        fatal("a cursor position of %zu bytes", len);
+    memcpy(raw, plain, len);
+    cursor_tag(req, plain, len, raw + len);
+    sodium_bin2base64(encoded, sizeof(encoded), raw, len + CURSOR_TAG_BYTES,
+        sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     jw_kv_string(&req->json, "next_cursor", encoded);
 }
 

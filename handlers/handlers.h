@@ -11,8 +11,9 @@
 int health_live(struct request *req);
 int health_ready(struct request *req);
 
-/* tenants.c: the apex host's sign-up */
+/* tenants.c: sign-up on the apex host, and a tenant's own record */
 int tenants_create(struct request *req);
+int tenants_self(struct request *req);
 
 /* auth.c */
 int auth_login(struct request *req);

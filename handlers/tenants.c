@@ -84,7 +84,13 @@ tenants_create(struct request *req)
         return -1;
 
     log_info("signed up tenant %s (%s)", tenant.slug, tenant.id);
-    response_location(req, "tenants", tenant.id);
+
+    /* The new tenant's own record lives on its own host. */
+    response_header(req, "Location", "https://%s.%s%s%s/api/v1/tenant",
+        tenant.slug, req->conf->base_domain,
+        req->server_port[0] != '\0' && strcmp(req->server_port, "443") != 0
+            ? ":" : "",
+        strcmp(req->server_port, "443") != 0 ? req->server_port : "");
     w = response_json(req, 201);
     jw_object_open(w);
     jw_kv_string(w, "id", tenant.id);
@@ -93,5 +99,39 @@ tenants_create(struct request *req)
     jw_kv_bool(w, "is_active", tenant.is_active);
     jw_kv_string(w, "created_at", tenant.created_at);
     jw_object_close(w);
+    return 0;
+}
+
+static const char SQL_TENANT_SELF[] =
+    "SELECT id, name, slug, is_active, created_at, updated_at, " SQL_ETAG
+    " FROM public.tenants WHERE id = $1";
+
+/* GET /api/v1/tenant on a tenant host: the tenant the request is for. */
+int
+tenants_self(struct request *req)
+{
+    const char *params[1] = { req->tenant->id };
+    struct json_writer *w;
+    PGresult *res;
+
+    if (request_query_check(req, NULL) < 0)
+        return -1;
+    res = db_exec(req->db, req->arena, &req->err, SQL_TENANT_SELF, 1,
+        params);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 0)
+        return request_fail(req, 404, "no such tenant");
+
+    w = response_json(req, 200);
+    jw_object_open(w);
+    jw_kv_string(w, "id", db_value(res, 0, 0));
+    jw_kv_string(w, "name", db_value(res, 0, 1));
+    jw_kv_string(w, "slug", db_value(res, 0, 2));
+    jw_kv_bool(w, "is_active", db_bool(res, 0, 3));
+    jw_kv_string(w, "created_at", db_timestamp(req->arena, res, 0, 4));
+    jw_kv_string(w, "updated_at", db_timestamp(req->arena, res, 0, 5));
+    jw_object_close(w);
+    response_etag(req, db_value(res, 0, 6));
     return 0;
 }

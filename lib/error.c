@@ -107,6 +107,7 @@ static const struct {
     { "22007", 422 },   /* invalid_datetime_format */
     { "22008", 422 },   /* datetime_field_overflow */
     { "22P05", 422 },   /* untranslatable_character */
+    { "54", 422 },      /* program limits: a value too large to store */
     { "40001", 503 },   /* serialization_failure */
     { "40P01", 503 },   /* deadlock_detected */
     { "08", 503 },      /* connection exceptions */

@@ -59,13 +59,46 @@ find_spec(const struct field_spec *specs, size_t n, const char *key,
     return NULL;
 }
 
+/*
+ * Names and other one-line strings refuse what can hide or reorder what a
+ * person reads: C0 and C1 control characters, DEL, and the bidirectional
+ * embedding, override and isolate controls (U+202A..E, U+2066..9).  The
+ * input is valid UTF-8 (the parser saw to that).
+ */
 static bool
 has_control_chars(const char *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+    const unsigned char *u = (const unsigned char *)s;
+
+    for (size_t i = 0; i < len; i++) {
+        if (u[i] < 0x20 || u[i] == 0x7f)
             return true;
+        if (u[i] == 0xc2 && i + 1 < len && u[i + 1] >= 0x80 &&
+            u[i + 1] <= 0x9f)
+            return true;
+        if (u[i] == 0xe2 && i + 2 < len &&
+            ((u[i + 1] == 0x80 && u[i + 2] >= 0xaa && u[i + 2] <= 0xae) ||
+             (u[i + 1] == 0x81 && u[i + 2] >= 0xa6 && u[i + 2] <= 0xa9)))
+            return true;
+    }
     return false;
+}
+
+/* True when s holds nothing but spaces (ASCII or no-break). */
+static bool
+is_blank(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == ' ')
+            continue;
+        if ((unsigned char)s[i] == 0xc2 && i + 1 < len &&
+            (unsigned char)s[i + 1] == 0xa0) {
+            i++;
+            continue;
+        }
+        return false;
+    }
+    return true;
 }
 
 static void
@@ -88,6 +121,10 @@ read_string(struct arena *a, const struct field_spec *spec,
     }
     if (spec->type == FIELD_STRING && has_control_chars(s, len)) {
         error_field(err, pointer, "must not contain control characters");
+        return;
+    }
+    if (spec->type == FIELD_STRING && is_blank(s, len)) {
+        error_field(err, pointer, "must not be blank");
         return;
     }
     out->text = arena_strndup(a, s, len);

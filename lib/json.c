@@ -26,9 +26,11 @@
  * other number, including an integer literal outside int64, becomes
  * json_type_double carrying its original text, so serialising it gives
  * back exactly what the client sent; its double value is what strtod
- * makes of the text.  A number whose strtod value is infinite (1e400,
- * or an integer of more than 309 digits) is refused; one that merely
- * underflows (1e-400) is kept, with its text.
+ * makes of the text.  A number that takes more than JSON_NUMBER_MAX_DIGITS
+ * digits when written out without an exponent (1e400, 1e-400, an integer
+ * of 70 digits) is refused: PostgreSQL stores jsonb numbers as numeric
+ * and prints them in full, so "1e-16383" (8 bytes) would come back as
+ * 16,385 bytes on every read.
  *
  * Error offsets are 0-based byte offsets into the input.  They point at
  * the offending byte, except for an unterminated string, which points
@@ -36,6 +38,7 @@
  * the end.
  */
 
+#define JSON_NUMBER_MAX_DIGITS 64  /* digits of a number written out */
 #define KEY_SHOWN_MAX 40        /* bytes of a key quoted in a message */
 #define WRITER_MAX_DEPTH 63     /* need_comma has one bit per depth */
 
@@ -458,6 +461,8 @@ static int
 parse_number(struct parser *ps, struct json_object **out)
 {
     size_t start = ps->pos, pos = ps->pos, n;
+    size_t int_digits, frac_digits = 0, mark;
+    long long exponent = 0;
     bool integer = true;
     char small[64], *copy, *end;
     int64_t i;
@@ -472,7 +477,9 @@ parse_number(struct parser *ps, struct json_object **out)
     }
     if (ps->text[pos] == '0' && is_digit(ps, pos + 1))
         return fail(ps, start, "leading zero in number");
+    mark = pos;
     pos = skip_digits(ps, pos);
+    int_digits = pos - mark;
 
     if (pos < ps->len && ps->text[pos] == '.') {
         integer = false;
@@ -481,19 +488,38 @@ parse_number(struct parser *ps, struct json_object **out)
             ps->pos = pos;
             return fail_here(ps, "invalid number");
         }
+        mark = pos;
         pos = skip_digits(ps, pos);
+        frac_digits = pos - mark;
     }
 
     if (pos < ps->len && (ps->text[pos] == 'e' || ps->text[pos] == 'E')) {
+        bool negative = false;
+
         integer = false;
         pos++;
         if (pos < ps->len && (ps->text[pos] == '+' || ps->text[pos] == '-'))
-            pos++;
+            negative = ps->text[pos++] == '-';
         if (!is_digit(ps, pos)) {
             ps->pos = pos;
             return fail_here(ps, "invalid number");
         }
-        pos = skip_digits(ps, pos);
+        /* Saturate: anything past a million is out of range anyway. */
+        for (; is_digit(ps, pos); pos++)
+            if (exponent < 1000000)
+                exponent = exponent * 10 + (ps->text[pos] - '0');
+        if (negative)
+            exponent = -exponent;
+    }
+
+    /* Digits before and after the point once the exponent is applied. */
+    {
+        long long before = (long long)int_digits + exponent;
+        long long after = (long long)frac_digits - exponent;
+
+        if ((before > 0 ? before : 1) + (after > 0 ? after : 0) >
+            JSON_NUMBER_MAX_DIGITS)
+            return fail(ps, start, "number out of range");
     }
 
     ps->pos = pos;

@@ -96,10 +96,14 @@ vlog(enum log_level level, const char *fmt, va_list ap)
     if (n >= sizeof(line) - 1)
         n = sizeof(line) - 2;
 
-    /* One line, one write: lines of different workers never interleave. */
+    /*
+     * One line, one write: lines of different workers never interleave.
+     * A request path may carry any byte: no control character reaches
+     * the log, so nobody can forge a line or drive a terminal.
+     */
     for (size_t i = 0; i < n; i++)
-        if (line[i] == '\n')
-            line[i] = ' ';
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = line[i] == '\n' || line[i] == '\t' ? ' ' : '?';
     line[n++] = '\n';
     if (write(STDERR_FILENO, line, n) < 0) {
         /* A full disk must not stop us answering: drop the line. */

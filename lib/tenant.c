@@ -53,6 +53,14 @@ slug_check(const char *slug, struct crewd_error *err)
             error_field(err, "/slug", "is reserved");
             return -1;
         }
+    /*
+     * DNS keeps labels with "--" in the third and fourth places for
+     * encodings (RFC 5891): xn-- today, others later.
+     */
+    if (len >= 4 && slug[2] == '-' && slug[3] == '-') {
+        error_field(err, "/slug", "is reserved");
+        return -1;
+    }
     for (size_t i = 0; reserved_prefixes[i] != NULL; i++)
         if (strncmp(slug, reserved_prefixes[i],
                 strlen(reserved_prefixes[i])) == 0) {
@@ -205,9 +213,11 @@ email_normalise(char *email, const char *field, struct crewd_error *err)
         email[i] = (char)tolower(c);
     }
 
+    /* The common shape; dots never lead, trail or double up. */
     if (len > 254 || at == NULL || at == email || strchr(at + 1, '@') != NULL
         || strchr(at + 1, '.') == NULL || at[1] == '.' ||
-        email[len - 1] == '.') {
+        email[len - 1] == '.' || email[0] == '.' || at[-1] == '.' ||
+        strstr(email, "..") != NULL) {
         error_field(err, field, "must be an e-mail address");
         return -1;
     }

@@ -71,8 +71,24 @@ class SignUpTest(TenantTestCase):
         self.assertTimestamp(body['created_at'])
         for secret in ('admin_password', 'password', 'password_hash'):
             self.assertNotIn(secret, body)
-        self.assertTrue(resp.headers.get('Location', '').endswith(
-            '/' + body['id']), resp.headers.get('Location'))
+        self.assertEqual(resp.headers.get('Location'),
+                         'https://%s.localhost:%d/api/v1/tenant'
+                         % (slug, self.stack.https_port))
+
+    def test_location_of_a_signup_names_the_tenants_own_record(self):
+        slug = unique_slug()
+        body = self.assertJson(self.signup(signup_body(slug)), 201)
+        token = self.stack.login(slug, 'admin@%s.test' % slug,
+                                 signup_body(slug)['admin_password'])
+
+        resp = self.stack.request('GET', '/api/v1/tenant', host=slug,
+                                  token=token)
+        record = self.assertJson(resp, 200)
+        self.assertEqual(record['id'], body['id'])
+        self.assertEqual(record['slug'], slug)
+        self.assertEqual(record['name'], body['name'])
+        self.assertEqual(record['created_at'], body['created_at'])
+        self.assertTrue(resp.headers.get('ETag'))
 
     def test_signup_stores_the_tenant_and_its_admin(self):
         slug = unique_slug()

@@ -58,6 +58,8 @@ test_reserved_names_and_prefixes(void)
     CU_ASSERT_FALSE(slug_ok("pg-stats"));
     CU_ASSERT_FALSE(slug_ok("tenant-x"));
     CU_ASSERT_FALSE(slug_ok("xn--caf-dma"));
+    CU_ASSERT_FALSE(slug_ok("ab--cd"));
+    CU_ASSERT_TRUE(slug_ok("abc--d"));
     CU_ASSERT_TRUE(slug_ok("www2"));
 }
 
@@ -92,6 +94,9 @@ test_email_normalisation(void)
     char two_at[] = "a@b@c.de";
     char no_dot[] = "admin@localhost";
     char space[] = "ad min@acme.test";
+    char double_dot[] = "a@b..test";
+    char leading_dot[] = ".a@b.test";
+    char dot_before_at[] = "a.@b.test";
 
     error_clear(&err);
     CU_ASSERT_EQUAL(email_normalise(good, "/email", &err), 0);
@@ -100,6 +105,9 @@ test_email_normalisation(void)
     CU_ASSERT_EQUAL(email_normalise(two_at, "/email", &err), -1);
     CU_ASSERT_EQUAL(email_normalise(no_dot, "/email", &err), -1);
     CU_ASSERT_EQUAL(email_normalise(space, "/email", &err), -1);
+    CU_ASSERT_EQUAL(email_normalise(double_dot, "/email", &err), -1);
+    CU_ASSERT_EQUAL(email_normalise(leading_dot, "/email", &err), -1);
+    CU_ASSERT_EQUAL(email_normalise(dot_before_at, "/email", &err), -1);
     CU_ASSERT_EQUAL(err.status, 422);
 }
 
