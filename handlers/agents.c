@@ -25,7 +25,7 @@ static const struct field_spec agent_fields[] = {
     { "llm_provider_id", FIELD_UUID, FIELD_NULLABLE, 0, 0, 0, NULL },
     { "allow_delegation", FIELD_BOOL, 0, 0, 0, 0, NULL },
     { "verbose", FIELD_BOOL, 0, 0, 0, 0, NULL },
-    { "config", FIELD_OBJECT, 0, 0, 0, 0, NULL },
+    { "config", FIELD_OBJECT, 0, 65536, 0, 0, NULL },
 };
 
 static const char *const agent_field_columns[] = {

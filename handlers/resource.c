@@ -292,17 +292,82 @@ resource_update(struct request *req, const struct resource *r)
     return resource_apply(req, r, v);
 }
 
+static void
+put_json(void *object)
+{
+    json_object_put(object);
+}
+
+/*
+ * PATCH is a merge patch all the way down (RFC 7396): an object field in
+ * the body is merged into the stored object, a null member removes a
+ * key.  The row is locked already, so the stored value cannot change
+ * between this read and the UPDATE.
+ */
+static int
+merge_objects(struct request *req, const struct resource *r,
+    struct field_value *v)
+{
+    struct buf sql = BUF_INIT;
+    struct params p = { { NULL }, 0 };
+    int merged[RESOURCE_MAX_FIELDS];
+    int n = 0;
+    PGresult *res;
+
+    buf_puts(&sql, "SELECT ");
+    for (size_t i = 0; i < r->nfields; i++)
+        if (r->fields[i].type == FIELD_OBJECT && v[i].present &&
+            !v[i].is_null) {
+            buf_printf(&sql, "%s%s", n > 0 ? ", " : "", r->field_columns[i]);
+            merged[n++] = (int)i;
+        }
+    if (n == 0) {
+        buf_free(&sql);
+        return 0;
+    }
+    buf_printf(&sql, " FROM %s WHERE id = $%d", r->table,
+        param_add(&p, req->path_ids[0]));
+    scope(req, r, &sql, &p);
+
+    res = run(req, take_sql(req, &sql), &p);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 0)
+        return request_fail(req, 404, "no such %s", r->noun);
+
+    for (int k = 0; k < n; k++) {
+        int i = merged[k];
+        const char *stored = db_value(res, 0, k);
+        struct json_object *current = NULL, *result;
+
+        if (stored != NULL) {
+            current = json_tokener_parse(stored);
+            arena_defer(req->arena, put_json, current);
+        }
+        result = json_merge_patch(current, v[i].json);
+        arena_defer(req->arena, put_json, result);
+        v[i].text = fields_object_text(req->arena, &r->fields[i], result,
+            arena_printf(req->arena, "/%s", r->fields[i].name), &req->err);
+    }
+    return req->err.status != 0 ? -1 : 0;
+}
+
 int
 resource_apply(struct request *req, const struct resource *r,
-    const struct field_value *v)
+    const struct field_value *values)
 {
+    struct field_value v[RESOURCE_MAX_FIELDS];
     struct buf sql = BUF_INIT;
     struct params p = { { NULL }, 0 };
     PGresult *res;
 
     /* An empty merge patch changes nothing, not even updated_at. */
-    if (fields_none_present(v, r->nfields))
+    if (fields_none_present(values, r->nfields))
         return resource_get(req, r);
+
+    memcpy(v, values, r->nfields * sizeof(*v));
+    if (merge_objects(req, r, v) < 0)
+        return -1;
 
     buf_printf(&sql, "UPDATE %s SET ", r->table);
     for (size_t i = 0; i < r->nfields; i++)

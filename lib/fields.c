@@ -177,8 +177,7 @@ read_value(struct arena *a, const struct field_spec *spec,
             error_field(err, pointer, "must be an object");
             return;
         }
-        out->text = arena_strdup(a, json_object_to_json_string_ext(v,
-            JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        out->text = fields_object_text(a, spec, v, pointer, err);
         return;
 
     case FIELD_UUID: {
@@ -205,6 +204,23 @@ read_value(struct arena *a, const struct field_spec *spec,
         error_field(err, pointer, "must be one of the allowed values");
         return;
     }
+}
+
+const char *
+fields_object_text(struct arena *a, const struct field_spec *spec,
+    struct json_object *value, const char *pointer, struct crewd_error *err)
+{
+    size_t cap = spec->max_chars > 0 && spec->max_chars <
+        FIELD_OBJECT_MAX_BYTES ? spec->max_chars : FIELD_OBJECT_MAX_BYTES;
+    size_t len;
+    const char *text = json_object_to_json_string_length(value,
+        JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+    if (len > cap) {
+        error_field(err, pointer, "must be at most %zu bytes as JSON", cap);
+        return NULL;
+    }
+    return arena_strndup(a, text, len);
 }
 
 int
@@ -239,6 +255,7 @@ fields_read(struct arena *a, struct json_object *body,
                 error_field(err, pointer, "must not be null");
             continue;
         }
+        values[i].json = v;
         read_value(a, spec, v, pointer, &values[i], err);
     }
 

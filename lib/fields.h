@@ -26,10 +26,14 @@ enum field_type {
     FIELD_TEXT,         /* min..max_chars code points, any text */
     FIELD_BOOL,
     FIELD_INT,          /* min..max */
-    FIELD_OBJECT,       /* any JSON object, stored as jsonb */
+    FIELD_OBJECT,       /* any JSON object, stored as jsonb; max_chars
+                           caps its compact text in bytes (default and
+                           upper bound FIELD_OBJECT_MAX_BYTES) */
     FIELD_UUID,         /* canonicalised */
     FIELD_ENUM          /* one of choices */
 };
+
+#define FIELD_OBJECT_MAX_BYTES (1024 * 1024)
 
 #define FIELD_REQUIRED 0x1     /* must be present on create */
 #define FIELD_NULLABLE 0x2     /* JSON null is allowed */
@@ -47,7 +51,16 @@ struct field_value {
     bool present;
     bool is_null;
     const char *text;   /* the value as SQL parameter text; NULL if null */
+    struct json_object *json;   /* the value as sent (borrowed) */
 };
+
+/*
+ * Serialises an object value compactly into the arena, refusing (a 422
+ * on pointer) one longer than the spec's byte cap.  Returns NULL then.
+ */
+const char *fields_object_text(struct arena *a,
+    const struct field_spec *spec, struct json_object *value,
+    const char *pointer, struct crewd_error *err);
 
 /*
  * Reads body against specs[0..n).  creating: required fields must be

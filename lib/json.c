@@ -1032,3 +1032,33 @@ jw_kv_raw(struct json_writer *w, const char *key, const char *json)
     jw_key(w, key);
     jw_raw(w, json);
 }
+
+struct json_object *
+json_merge_patch(struct json_object *target, struct json_object *patch)
+{
+    struct json_object *result = NULL;
+
+    if (!json_object_is_type(patch, json_type_object))
+        return json_object_get(patch);
+
+    if (json_object_is_type(target, json_type_object)) {
+        if (json_object_deep_copy(target, &result, NULL) != 0)
+            fatal("out of memory copying a JSON object");
+    } else {
+        result = checked(json_object_new_object());
+    }
+
+    json_object_object_foreach(patch, key, value) {
+        struct json_object *current = NULL;
+
+        if (value == NULL) {
+            json_object_object_del(result, key);
+            continue;
+        }
+        json_object_object_get_ex(result, key, &current);
+        if (json_object_object_add(result, key,
+                json_merge_patch(current, value)) != 0)
+            fatal("out of memory merging a JSON object");
+    }
+    return result;
+}

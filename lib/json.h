@@ -44,6 +44,15 @@ bool json_utf8_valid(const char *s, size_t len);
 /* Number of Unicode code points in valid UTF-8 s[0..len). */
 size_t json_utf8_length(const char *s, size_t len);
 
+/*
+ * RFC 7396 JSON merge patch: returns patch applied to target (which may
+ * be NULL) as a new value the caller releases with json_object_put();
+ * neither argument is changed.  A null member of patch removes that
+ * member; objects merge member by member; anything else replaces.
+ */
+struct json_object *json_merge_patch(struct json_object *target,
+    struct json_object *patch);
+
 struct json_writer {
     struct buf *out;
     int depth;

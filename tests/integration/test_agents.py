@@ -370,6 +370,29 @@ class AgentUpdateTest(AgentTestCase):
         self.assertEqual(self.stored(created['id'], 'goal, backstory'),
                          [('A new goal', 'old story')])
 
+    def test_patch_merges_config_as_a_json_merge_patch(self):
+        created, _ = self.create(config={
+            'x': 1, 'y': 2, 't': 0.1, 'n': {'a': 1, 'b': 2}})
+        body = self.assertJson(
+            self.call('PATCH', '/api/v1/agents/' + created['id'],
+                      json={'config': {'y': None, 'n': {'a': None},
+                                       'z': [1, {'q': None}]}}), 200)
+        # RFC 7396: null removes, objects merge, anything else replaces.
+        self.assertEqual(body['config'], {
+            'x': 1, 't': 0.1, 'n': {'b': 2}, 'z': [1, {'q': None}]})
+        self.assertEqual(self.assertJson(self.call(
+            'GET', '/api/v1/agents/' + created['id']), 200)['config'],
+            body['config'])
+
+    def test_patch_that_would_grow_config_past_its_cap_answers_422(self):
+        created, _ = self.create(config={'a': 'x' * 40000})
+        resp = self.call('PATCH', '/api/v1/agents/' + created['id'],
+                         json={'config': {'b': 'y' * 40000}})
+        self.assertProblem(resp, 422, fields=['/config'])
+        stored = self.assertJson(self.call(
+            'GET', '/api/v1/agents/' + created['id']), 200)['config']
+        self.assertEqual(stored, {'a': 'x' * 40000})
+
     def test_patch_can_set_a_nullable_field_to_null(self):
         created, _ = self.create(backstory='to be removed')
         body = self.assertJson(

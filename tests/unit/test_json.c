@@ -1384,6 +1384,48 @@ test_writer_deeper_than_63_is_fatal(void)
     CU_ASSERT_NOT_EQUAL(WEXITSTATUS(status), 0);
 }
 
+/* The examples of RFC 7396, appendix A. */
+static void
+test_merge_patch_follows_rfc_7396(void)
+{
+    static const char *const cases[][3] = {
+        { "{\"a\":\"b\"}", "{\"a\":\"c\"}", "{\"a\":\"c\"}" },
+        { "{\"a\":\"b\"}", "{\"b\":\"c\"}",
+          "{\"a\":\"b\",\"b\":\"c\"}" },
+        { "{\"a\":\"b\"}", "{\"a\":null}", "{}" },
+        { "{\"a\":\"b\",\"b\":\"c\"}", "{\"a\":null}",
+          "{\"b\":\"c\"}" },
+        { "{\"a\":[\"b\"]}", "{\"a\":\"c\"}", "{\"a\":\"c\"}" },
+        { "{\"a\":\"c\"}", "{\"a\":[\"b\"]}", "{\"a\":[\"b\"]}" },
+        { "{\"a\":{\"b\":\"c\"}}",
+          "{\"a\":{\"b\":\"d\",\"c\":null}}",
+          "{\"a\":{\"b\":\"d\"}}" },
+        { "{\"a\":[{\"b\":\"c\"}]}", "{\"a\":[1]}",
+          "{\"a\":[1]}" },
+        { "[\"a\",\"b\"]", "[\"c\",\"d\"]", "[\"c\",\"d\"]" },
+        { "{\"a\":\"b\"}", "[\"c\"]", "[\"c\"]" },
+        { "{\"e\":null}", "{\"a\":1}", "{\"e\":null,\"a\":1}" },
+        { "[1,2]", "{\"a\":\"b\",\"c\":null}", "{\"a\":\"b\"}" },
+        { "{}", "{\"a\":{\"bb\":{\"ccc\":null}}}",
+          "{\"a\":{\"bb\":{}}}" },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct json_object *target = json_tokener_parse(cases[i][0]);
+        struct json_object *patch = json_tokener_parse(cases[i][1]);
+        struct json_object *want = json_tokener_parse(cases[i][2]);
+        struct json_object *got = json_merge_patch(target, patch);
+
+        CU_ASSERT_TRUE(json_object_equal(got, want));
+        /* The target is left as it was. */
+        CU_ASSERT_PTR_NOT_EQUAL(got, target);
+        json_object_put(target);
+        json_object_put(patch);
+        json_object_put(want);
+        json_object_put(got);
+    }
+}
+
 void
 register_json_tests(void)
 {
@@ -1406,6 +1448,8 @@ register_json_tests(void)
     unit_test(s, "parse_double_keeps_original_text",
         test_parse_double_keeps_original_text);
     unit_test(s, "parse_double_value", test_parse_double_value);
+    unit_test(s, "merge_patch_follows_rfc_7396",
+        test_merge_patch_follows_rfc_7396);
     unit_test(s, "parse_rejects_numbers_too_long_written_out",
         test_parse_rejects_numbers_too_long_written_out);
     unit_test(s, "parse_decodes_simple_escapes",
