@@ -47,9 +47,9 @@ is_json_media_type(const char *content_type)
 }
 
 int
-request_json_object(struct request *req, struct json_object **out)
+request_json_value(struct request *req, struct json_object **out)
 {
-    struct json_object *obj = NULL;
+    struct json_object *value = NULL;
 
     *out = NULL;
     if (req->body_len == 0)
@@ -58,15 +58,41 @@ request_json_object(struct request *req, struct json_object **out)
         return request_fail(req, 415,
             "the body must be sent as application/json");
 
-    if (json_parse(req->body, req->body_len, &obj, &req->err) < 0)
+    if (json_parse(req->body, req->body_len, &value, &req->err) < 0)
         return -1;
-    arena_defer(req->arena, put_json_object, obj);
-    if (obj == NULL || json_object_get_type(obj) != json_type_object) {
-        error_field(&req->err, "", "the body must be a JSON object");
+    arena_defer(req->arena, put_json_object, value);
+    *out = value;
+    return 0;
+}
+
+/* request_json_value, then a 422 unless the value has this type. */
+static int
+request_json_typed(struct request *req, enum json_type type,
+    const char *what, struct json_object **out)
+{
+    struct json_object *value;
+
+    *out = NULL;
+    if (request_json_value(req, &value) < 0)
+        return -1;
+    if (value == NULL || json_object_get_type(value) != type) {
+        error_field(&req->err, "", "the body must be a JSON %s", what);
         return -1;
     }
-    *out = obj;
+    *out = value;
     return 0;
+}
+
+int
+request_json_object(struct request *req, struct json_object **out)
+{
+    return request_json_typed(req, json_type_object, "object", out);
+}
+
+int
+request_json_array(struct request *req, struct json_object **out)
+{
+    return request_json_typed(req, json_type_array, "array", out);
 }
 
 /* Decodes s[0..len) ('+' is a space); NULL on bad encoding or a NUL. */
@@ -259,6 +285,9 @@ write_problem(struct request *req, struct buf *body)
         jw_object_close(&w);
     }
     jw_array_close(&w);
+    /* More problems were found than errors holds: say how many more. */
+    if (e->fields_dropped > 0)
+        jw_kv_int(&w, "errors_omitted", e->fields_dropped);
     if (req->request_id[0] != '\0')
         jw_kv_string(&w, "request_id", req->request_id);
     jw_object_close(&w);

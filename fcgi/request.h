@@ -75,11 +75,17 @@ int request_fail(struct request *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
- * Parses the body as a strict JSON object.  No body or another media type
- * than application/json is a 415/400; a syntax error a 400; a value that
- * is not an object a 422.  The object is released with the arena.
+ * Parses the body as strict JSON.  No body or another media type than
+ * application/json is a 415/400; a syntax error a 400.  The value is
+ * released with the arena; the literal null gives *out == NULL.
  */
+int request_json_value(struct request *req, struct json_object **out);
+
+/* request_json_value, where a value that is not an object is a 422. */
 int request_json_object(struct request *req, struct json_object **out);
+
+/* request_json_value, where a value that is not an array is a 422. */
+int request_json_array(struct request *req, struct json_object **out);
 
 /*
  * The decoded value of query parameter name, or NULL.  A parameter given

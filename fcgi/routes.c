@@ -59,8 +59,32 @@ const struct route routes[] = {
     /* llm providers */
 
     /* crews */
+    { "GET", "/api/v1/crews", HOST_TENANT, ROLE_VIEWER, crews_list,
+      "list crews, newest first" },
+    { "POST", "/api/v1/crews", HOST_TENANT, ROLE_MEMBER, crews_create,
+      "create a crew" },
+    { "GET", "/api/v1/crews/{id}", HOST_TENANT, ROLE_VIEWER, crews_get,
+      "read a crew" },
+    { "PATCH", "/api/v1/crews/{id}", HOST_TENANT, ROLE_MEMBER,
+      crews_update, "change a crew" },
+    { "DELETE", "/api/v1/crews/{id}", HOST_TENANT, ROLE_MEMBER,
+      crews_delete, "delete a crew" },
+    { "GET", "/api/v1/crews/{id}/agents", HOST_TENANT, ROLE_VIEWER,
+      crews_agents_get, "a crew's agents in position order" },
+    { "PUT", "/api/v1/crews/{id}/agents", HOST_TENANT, ROLE_MEMBER,
+      crews_agents_put, "replace a crew's ordered agents" },
 
     /* flows */
+    { "GET", "/api/v1/flows", HOST_TENANT, ROLE_VIEWER, flows_list,
+      "list flows, newest first" },
+    { "POST", "/api/v1/flows", HOST_TENANT, ROLE_MEMBER, flows_create,
+      "create a flow" },
+    { "GET", "/api/v1/flows/{id}", HOST_TENANT, ROLE_VIEWER, flows_get,
+      "read a flow" },
+    { "PATCH", "/api/v1/flows/{id}", HOST_TENANT, ROLE_MEMBER,
+      flows_update, "change a flow" },
+    { "DELETE", "/api/v1/flows/{id}", HOST_TENANT, ROLE_MEMBER,
+      flows_delete, "delete a flow" },
 
     /* executions */
 

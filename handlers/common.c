@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sodium.h>
 
@@ -205,4 +206,24 @@ response_location(struct request *req, const char *collection,
     const char *id)
 {
     response_header(req, "Location", "/api/v1/%s/%s", collection, id);
+}
+
+const char *
+sql_array_literal(struct arena *a, const char *const *items, size_t n)
+{
+    struct buf text = BUF_INIT;
+    const char *out;
+
+    buf_putc(&text, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (items[i][0] == '\0' ||
+            strpbrk(items[i], "{},\"\\ \t\r\n") != NULL ||
+            strcasecmp(items[i], "null") == 0)
+            fatal("an array item needs quoting: %s", items[i]);
+        buf_printf(&text, "%s%s", i > 0 ? "," : "", items[i]);
+    }
+    buf_putc(&text, '}');
+    out = arena_strdup(a, buf_cstr(&text));
+    buf_free(&text);
+    return out;
 }

@@ -53,5 +53,13 @@ int precondition_check(struct request *req, const char *version);
 void response_location(struct request *req, const char *collection,
     const char *id);
 
+/*
+ * "{a,b,c}": a PostgreSQL array literal, to bind as one parameter
+ * ($1::uuid[]) when a statement takes a list.  The items must need no
+ * quoting (UUIDs, integers, plain words); anything else is a bug, and
+ * fatal.
+ */
+const char *sql_array_literal(struct arena *a, const char *const *items,
+    size_t n);
 
 #endif

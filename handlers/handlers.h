@@ -36,8 +36,20 @@ int agents_delete(struct request *req);
 /* llm_providers.c */
 
 /* crews.c */
+int crews_list(struct request *req);
+int crews_create(struct request *req);
+int crews_get(struct request *req);
+int crews_update(struct request *req);
+int crews_delete(struct request *req);
+int crews_agents_get(struct request *req);
+int crews_agents_put(struct request *req);
 
 /* flows.c */
+int flows_list(struct request *req);
+int flows_create(struct request *req);
+int flows_get(struct request *req);
+int flows_update(struct request *req);
+int flows_delete(struct request *req);
 
 /* executions.c */
 

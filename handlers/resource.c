@@ -389,13 +389,10 @@ resource_apply(struct request *req, const struct resource *r,
 }
 
 int
-resource_delete(struct request *req, const struct resource *r)
+resource_delete_locked(struct request *req, const struct resource *r)
 {
     struct buf sql = BUF_INIT;
     struct params p = { { NULL }, 0 };
-
-    if (request_query_check(req, NULL) < 0 || resource_lock(req, r) < 0)
-        return -1;
 
     buf_printf(&sql, "DELETE FROM %s WHERE id = $%d", r->table,
         param_add(&p, req->path_ids[0]));
@@ -405,4 +402,12 @@ resource_delete(struct request *req, const struct resource *r)
 
     response_empty(req, 204);
     return 0;
+}
+
+int
+resource_delete(struct request *req, const struct resource *r)
+{
+    if (request_query_check(req, NULL) < 0 || resource_lock(req, r) < 0)
+        return -1;
+    return resource_delete_locked(req, r);
 }

@@ -107,6 +107,13 @@ int resource_lock(struct request *req, const struct resource *r);
 PGresult *resource_fetch(struct request *req, const struct resource *r,
     const char *id);
 
+/*
+ * The delete of resource_delete without its query check and lock: for a
+ * handler that reads query parameters of its own and has locked row {id}
+ * with resource_lock to check something before the row goes.
+ */
+int resource_delete_locked(struct request *req, const struct resource *r);
+
 /* One row as the whole response, with its ETag. */
 int resource_respond(struct request *req, const struct resource *r,
     int status, const PGresult *res);
