@@ -34,7 +34,16 @@ int agents_delete(struct request *req);
 /* flows.c */
 
 /* executions.c */
+int executions_create(struct request *req);
+int executions_list(struct request *req);
+int executions_get(struct request *req);
+int executions_cancel(struct request *req);
 
 /* tools.c */
+int tools_list(struct request *req);
+int tools_create(struct request *req);
+int tools_get(struct request *req);
+int tools_update(struct request *req);
+int tools_delete(struct request *req);
 
 #endif
