@@ -76,6 +76,10 @@ write_execution(struct request *req, const PGresult *res, int row)
     jw_object_close(w);
 }
 
+/*
+ * Read through the generic list and get; created and changed only by the
+ * handlers below, so the description has no writable fields.
+ */
 static const struct resource executions = {
     .table = "executions",
     .collection = "executions",
@@ -83,8 +87,6 @@ static const struct resource executions = {
     .columns = EXECUTION_COLUMNS,
     .ncolumns = 13,
     .created_at_column = 10,
-    .fields = execution_fields,
-    .nfields = sizeof(execution_fields) / sizeof(execution_fields[0]),
     .filters = execution_filters,
     .nfilters = sizeof(execution_filters) / sizeof(execution_filters[0]),
     .write = write_execution,

@@ -105,16 +105,22 @@ schema_type_valid(struct json_object *type)
     return true;
 }
 
-/* schema is an object already (the field table checked); text is ours. */
+/*
+ * schema is an object already (the field table checked it); text is its
+ * serialisation, read back with the same parser as the body.
+ */
 static void
 check_schema(struct request *req, const char *text)
 {
-    struct json_object *schema = json_tokener_parse(text);
+    struct json_object *schema = NULL;
     struct json_object *type;
+    struct crewd_error parse_err;
 
-    if (schema == NULL)
-        return;
-    if (!json_object_object_get_ex(schema, "type", &type))
+    error_clear(&parse_err);
+    if (json_parse(text, strlen(text), &schema, &parse_err) < 0 ||
+        json_object_get_type(schema) != json_type_object)
+        error_field(&req->err, "/schema", "must be a JSON Schema object");
+    else if (!json_object_object_get_ex(schema, "type", &type))
         error_field(&req->err, "/schema", "must be a JSON Schema with a "
             "\"type\"");
     else if (!schema_type_valid(type))

@@ -146,6 +146,19 @@ class ToolCreateTest(ToolTestCase):
                 body, _ = self.create(schema=schema)
                 self.assertEqual(body['schema'], schema)
 
+    def test_create_accepts_a_schema_nested_as_deep_as_a_body_may_be(self):
+        def nested(levels):
+            return {} if levels == 1 else {'x': nested(levels - 1)}
+
+        # The body, the schema and 30 levels below it: 32 in all.
+        schema = {'type': 'object', 'x': nested(30)}
+        body, _ = self.create(schema=schema)
+        self.assertEqual(body['schema'], schema)
+
+        resp = self.call('POST', '/api/v1/tools', json=tool_body(
+            schema={'type': 'object', 'x': nested(31)}))
+        self.assertProblem(resp, 400)
+
     def test_create_with_a_schema_without_a_valid_type_answers_422(self):
         before = self.count()
         for schema in ({}, {'properties': {}}, {'type': 'text'},
