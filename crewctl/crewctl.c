@@ -6,6 +6,7 @@
  *   crewctl [-c FILE] tenant create --name NAME --slug SLUG
  *                     --admin-email EMAIL [--admin-password-file FILE]
  *   crewctl [-c FILE] tenant list
+ *   crewctl [-c FILE] execution claim --tenant SLUG
  *
  * It reads the same configuration as crewd and works through the same
  * library, so a tenant made here is made exactly as sign-up makes it.
@@ -21,6 +22,7 @@
 
 #include "conf.h"
 #include "db.h"
+#include "executions.h"
 #include "log.h"
 #include "migrate.h"
 #include "password.h"
@@ -46,6 +48,10 @@ usage(FILE *out)
         "                         create a tenant and its first admin; a\n"
         "                         password is generated when none is given\n"
         "  tenant list            list the tenants\n"
+        "  execution claim --tenant SLUG\n"
+        "                         move the tenant's oldest pending execution\n"
+        "                         to running, as a worker does, and print\n"
+        "                         its id (nothing when none is pending)\n"
         "\n"
         "  -c FILE  configuration file (default %s)\n",
         conf_default_path());
@@ -293,6 +299,73 @@ cmd_tenant_list(void)
     return 0;
 }
 
+/*
+ * Claims one execution exactly as the worker pool will: in a transaction
+ * of the tenant, with the search path set to its schema alone.
+ */
+static int
+cmd_execution_claim(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "tenant", required_argument, NULL, 't' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *slug = NULL;
+    char id[UUID_TEXT_LEN + 1];
+    struct crewd_error err;
+    struct tenant tenant;
+    struct arena *arena;
+    struct db db;
+    const char *params[1];
+    int opt, found, claimed;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 't': slug = optarg; break;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (slug == NULL || optind != argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    error_clear(&err);
+    if (connect_db(&db, &err) < 0)
+        return fail(&err);
+    arena = arena_new(4096);
+    found = tenant_find_by_slug(&db, arena, slug, &tenant, &err);
+    if (found <= 0 || !tenant.is_active) {
+        if (found == 0)
+            error_set(&err, 404, "no such tenant: %s", slug);
+        else if (found > 0)
+            error_set(&err, 409, "tenant %s is suspended", slug);
+        goto failed;
+    }
+
+    params[0] = tenant.schema;
+    if (db_begin(&db, &err) < 0 ||
+        db_run(&db, &err, "SELECT set_config('search_path', $1, true)", 1,
+            params) < 0)
+        goto failed;
+    claimed = execution_claim(&db, id, &err);
+    if (claimed < 0 || db_commit(&db, &err) < 0)
+        goto failed;
+
+    if (claimed > 0)
+        printf("%s\n", id);
+    db_close(&db);
+    arena_free(arena);
+    return 0;
+
+failed:
+    db_rollback(&db);
+    db_close(&db);
+    arena_free(arena);
+    return fail(&err);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -339,6 +412,8 @@ main(int argc, char **argv)
         return cmd_tenant_create(argc - 1, argv + 1);
     if (strcmp(argv[0], "tenant") == 0 && strcmp(argv[1], "list") == 0)
         return cmd_tenant_list();
+    if (strcmp(argv[0], "execution") == 0 && strcmp(argv[1], "claim") == 0)
+        return cmd_execution_claim(argc - 1, argv + 1);
 
     usage(stderr);
     return EXIT_USAGE;

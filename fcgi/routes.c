@@ -87,8 +87,26 @@ const struct route routes[] = {
       flows_delete, "delete a flow" },
 
     /* executions */
+    { "POST", "/api/v1/flows/{id}/executions", HOST_TENANT, ROLE_MEMBER,
+      executions_create, "run a flow: a pending execution (202)" },
+    { "GET", "/api/v1/executions", HOST_TENANT, ROLE_VIEWER,
+      executions_list, "list executions, newest first" },
+    { "GET", "/api/v1/executions/{id}", HOST_TENANT, ROLE_VIEWER,
+      executions_get, "read an execution" },
+    { "POST", "/api/v1/executions/{id}/cancel", HOST_TENANT, ROLE_MEMBER,
+      executions_cancel, "cancel a pending or running execution" },
 
     /* tools */
+    { "GET", "/api/v1/tools", HOST_TENANT, ROLE_VIEWER, tools_list,
+      "list tools, newest first" },
+    { "POST", "/api/v1/tools", HOST_TENANT, ROLE_MEMBER, tools_create,
+      "create a tool" },
+    { "GET", "/api/v1/tools/{id}", HOST_TENANT, ROLE_VIEWER, tools_get,
+      "read a tool" },
+    { "PATCH", "/api/v1/tools/{id}", HOST_TENANT, ROLE_MEMBER,
+      tools_update, "change a tool" },
+    { "DELETE", "/api/v1/tools/{id}", HOST_TENANT, ROLE_MEMBER,
+      tools_delete, "delete a tool" },
 };
 
 const size_t routes_count = sizeof(routes) / sizeof(routes[0]);

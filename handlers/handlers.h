@@ -52,7 +52,16 @@ int flows_update(struct request *req);
 int flows_delete(struct request *req);
 
 /* executions.c */
+int executions_create(struct request *req);
+int executions_list(struct request *req);
+int executions_get(struct request *req);
+int executions_cancel(struct request *req);
 
 /* tools.c */
+int tools_list(struct request *req);
+int tools_create(struct request *req);
+int tools_get(struct request *req);
+int tools_update(struct request *req);
+int tools_delete(struct request *req);
 
 #endif

@@ -10,6 +10,8 @@
 void register_arena_tests(void);
 void register_conf_tests(void);
 void register_flowdef_tests(void);
+void register_executions_tests(void);
+void register_imageref_tests(void);
 void register_json_tests(void);
 void register_routes_tests(void);
 void register_slug_tests(void);

@@ -44,6 +44,8 @@ main(void)
     register_arena_tests();
     register_conf_tests();
     register_flowdef_tests();
+    register_executions_tests();
+    register_imageref_tests();
     register_json_tests();
     register_routes_tests();
     register_slug_tests();
