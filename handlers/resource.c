@@ -192,6 +192,26 @@ resource_get(struct request *req, const struct resource *r)
     return resource_respond(req, r, 200, res);
 }
 
+/*
+ * Runs the resource's own checks.  On an update, an object field is only
+ * a patch until it is merged into the stored value (merge_objects), so
+ * the checks see it then, merged, and not before: without_objects leaves
+ * object fields out, with it false only they are shown.
+ */
+static void
+validate_some(struct request *req, const struct resource *r,
+    const struct field_value *values, bool creating, bool without_objects)
+{
+    struct field_value shown[RESOURCE_MAX_FIELDS];
+
+    memcpy(shown, values, r->nfields * sizeof(*shown));
+    if (!creating)
+        for (size_t i = 0; i < r->nfields; i++)
+            if ((r->fields[i].type == FIELD_OBJECT) == without_objects)
+                shown[i].present = false;
+    r->validate(req, shown, creating);
+}
+
 int
 resource_read_body(struct request *req, const struct resource *r,
     bool creating, struct field_value *values)
@@ -205,7 +225,7 @@ resource_read_body(struct request *req, const struct resource *r,
     fields_read(req->arena, body, r->fields, r->nfields, creating, values,
         &req->err);
     if (r->validate != NULL)
-        r->validate(req, values, creating);
+        validate_some(req, r, values, creating, !creating);
     return req->err.status != 0 ? -1 : 0;
 }
 
@@ -368,6 +388,11 @@ resource_apply(struct request *req, const struct resource *r,
     memcpy(v, values, r->nfields * sizeof(*v));
     if (merge_objects(req, r, v) < 0)
         return -1;
+    if (r->validate != NULL) {
+        validate_some(req, r, v, false, false);
+        if (req->err.status != 0)
+            return -1;
+    }
 
     buf_printf(&sql, "UPDATE %s SET ", r->table);
     for (size_t i = 0; i < r->nfields; i++)

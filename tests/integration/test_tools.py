@@ -356,15 +356,25 @@ class ToolUpdateTest(ToolTestCase):
                         'is_active'),
             [('ghcr.io/acme/search:2.0', 'old', 'f')])
 
-    def test_patch_replaces_the_schema(self):
+    def test_patch_merges_the_schema_as_a_merge_patch(self):
+        # PATCH is an RFC 7396 merge patch: members sent replace, null
+        # members go, members not sent stay.
         created, _ = self.create()
-        schema = {'type': ['object', 'null']}
+        self.assertIn('properties', created['schema'])
         body = self.assertJson(
             self.call('PATCH', '/api/v1/tools/' + created['id'],
-                      json={'schema': schema}), 200)
-        self.assertEqual(body['schema'], schema)
+                      json={'schema': {'type': ['object', 'null'],
+                                       'required': None,
+                                       'properties': None}}), 200)
+        self.assertEqual(body['schema'], {'type': ['object', 'null']})
         self.assertEqual(self.stored(created['id'], 'schema::text'),
                          [('{"type": ["object", "null"]}',)])
+
+        body = self.assertJson(
+            self.call('PATCH', '/api/v1/tools/' + created['id'],
+                      json={'schema': {'description': 'kept type'}}), 200)
+        self.assertEqual(body['schema'], {'type': ['object', 'null'],
+                                          'description': 'kept type'})
 
     def test_patch_can_set_the_description_to_null(self):
         created, _ = self.create(description='to be removed')
