@@ -200,16 +200,29 @@ resource_get(struct request *req, const struct resource *r)
  */
 static void
 validate_some(struct request *req, const struct resource *r,
-    const struct field_value *values, bool creating, bool without_objects)
+    struct field_value *values, bool creating, bool without_objects)
 {
     struct field_value shown[RESOURCE_MAX_FIELDS];
+    bool hidden[RESOURCE_MAX_FIELDS] = { false };
+
+    if (creating) {
+        r->validate(req, values, true);
+        return;
+    }
 
     memcpy(shown, values, r->nfields * sizeof(*shown));
-    if (!creating)
-        for (size_t i = 0; i < r->nfields; i++)
-            if ((r->fields[i].type == FIELD_OBJECT) == without_objects)
-                shown[i].present = false;
-    r->validate(req, shown, creating);
+    for (size_t i = 0; i < r->nfields; i++)
+        if ((r->fields[i].type == FIELD_OBJECT) == without_objects &&
+            shown[i].present) {
+            shown[i].present = false;
+            hidden[i] = true;
+        }
+    r->validate(req, shown, false);
+
+    /* The checks may normalise what they saw (an e-mail, an id). */
+    for (size_t i = 0; i < r->nfields; i++)
+        if (!hidden[i])
+            values[i] = shown[i];
 }
 
 int

@@ -513,7 +513,8 @@ class FlowUpdateTest(FlowTestCase):
         created, _ = self.create()
         for patch, field in (({'name': None}, '/name'),
                              ({'definition': None}, '/definition'),
-                             ({'definition': {'nodes': []}},
+                             # a merge patch that removes the edges
+                             ({'definition': {'edges': None}},
                               '/definition/edges'),
                              ({'is_active': 'no'}, '/is_active'),
                              ({'id': random_uuid()}, '/id'),

@@ -391,7 +391,8 @@ class ToolUpdateTest(ToolTestCase):
                               '/docker_image'),
                              ({'docker_image': None}, '/docker_image'),
                              ({'schema': {'type': 'text'}}, '/schema'),
-                             ({'schema': {}}, '/schema'),
+                             # a merge patch that removes the type
+                             ({'schema': {'type': None}}, '/schema'),
                              ({'schema': None}, '/schema'),
                              ({'name': None}, '/name'),
                              ({'is_active': 'no'}, '/is_active'),
