@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +25,25 @@
 #define REQUEST_ID_MAX 64
 
 static volatile sig_atomic_t stop_requested;
+static int listen_socket = -1;
+static int null_fd = -1;
 
+/*
+ * A SIGTERM that lands between the loop's check and accept() would leave
+ * the worker asleep in accept() until the next connection.  Putting
+ * /dev/null in the listening socket's place closes that window: accept()
+ * on it fails at once, and the other processes' sockets are untouched.
+ */
 static void
 on_stop_signal(int sig)
 {
+    int saved_errno = errno;
+
     stop_requested = 1;
     FCGX_ShutdownPending();
+    if (listen_socket >= 0 && null_fd >= 0)
+        dup2(null_fd, listen_socket);
+    errno = saved_errno;
 }
 
 static void
@@ -347,6 +361,8 @@ worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
     struct crewd_error err;
     FCGX_Request fr;
 
+    listen_socket = listen_fd;
+    null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     install_signals();
     log_set_context(NULL, NULL);
 
