@@ -18,6 +18,20 @@ enum route_host {
 
 typedef int (*route_handler)(struct request *req);
 
+struct resource;
+
+/*
+ * How the OpenAPI document (handlers/openapi.c) describes a route that is
+ * not one of a resource's five (list, create, get, patch, delete).
+ * Schemas are JSON Schema text.
+ */
+struct route_doc {
+    int status;                     /* on success */
+    const char *request_schema;     /* the body; NULL: none */
+    const char *response_schema;    /* NULL: no body */
+    const char *const *query;       /* query parameters, NULL-terminated */
+};
+
 struct route {
     const char *method;
     const char *pattern;    /* literal segments and {id} (a UUID) */
@@ -25,6 +39,10 @@ struct route {
     enum role role;         /* ROLE_NONE: no token needed */
     route_handler handler;
     const char *summary;
+
+    /* For the OpenAPI document: one of the two, or neither. */
+    const struct resource *resource;    /* a resource's own route */
+    const struct route_doc *doc;        /* anything else */
 };
 
 extern const struct route routes[];

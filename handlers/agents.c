@@ -94,7 +94,7 @@ explain_agent_refusal(struct request *req)
     }
 }
 
-static const struct resource agents = {
+const struct resource agents_resource = {
     .table = "agents",
     .collection = "agents",
     .noun = "agent",
@@ -111,25 +111,25 @@ static const struct resource agents = {
 int
 agents_list(struct request *req)
 {
-    return resource_list(req, &agents);
+    return resource_list(req, &agents_resource);
 }
 
 int
 agents_create(struct request *req)
 {
-    return resource_create(req, &agents);
+    return resource_create(req, &agents_resource);
 }
 
 int
 agents_get(struct request *req)
 {
-    return resource_get(req, &agents);
+    return resource_get(req, &agents_resource);
 }
 
 int
 agents_update(struct request *req)
 {
-    return resource_update(req, &agents);
+    return resource_update(req, &agents_resource);
 }
 
 /*
@@ -159,15 +159,15 @@ agents_delete(struct request *req)
         /* See SQL_LOCK_AGENT_CREWS for the order of the locks. */
         if (db_run(req->db, &req->err, SQL_LOCK_AGENT_CREWS, 1,
                 params) < 0 ||
-            resource_lock(req, &agents) < 0 ||
+            resource_lock(req, &agents_resource) < 0 ||
             db_run(req->db, &req->err, SQL_TOUCH_AGENT_CREWS, 1,
                 params) < 0 ||
             db_run(req->db, &req->err, SQL_LEAVE_CREWS, 1, params) < 0)
             return -1;
-        return resource_delete_locked(req, &agents);
+        return resource_delete_locked(req, &agents_resource);
     }
 
-    if (resource_lock(req, &agents) < 0)
+    if (resource_lock(req, &agents_resource) < 0)
         return -1;
 
     res = db_exec(req->db, req->arena, &req->err, SQL_AGENT_CREW_COUNT, 1,
@@ -179,5 +179,5 @@ agents_delete(struct request *req)
             "delete it with ?force=true to remove it from them too",
             db_value(res, 0, 0),
             strcmp(db_value(res, 0, 0), "1") == 0 ? "crew" : "crews");
-    return resource_delete_locked(req, &agents);
+    return resource_delete_locked(req, &agents_resource);
 }

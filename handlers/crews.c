@@ -93,7 +93,7 @@ write_crew(struct request *req, const PGresult *res, int row)
     jw_object_close(w);
 }
 
-static const struct resource crews = {
+const struct resource crews_resource = {
     .table = "crews",
     .collection = "crews",
     .noun = "crew",
@@ -111,31 +111,31 @@ static const struct resource crews = {
 int
 crews_list(struct request *req)
 {
-    return resource_list(req, &crews);
+    return resource_list(req, &crews_resource);
 }
 
 int
 crews_create(struct request *req)
 {
-    return resource_create(req, &crews);
+    return resource_create(req, &crews_resource);
 }
 
 int
 crews_get(struct request *req)
 {
-    return resource_get(req, &crews);
+    return resource_get(req, &crews_resource);
 }
 
 int
 crews_update(struct request *req)
 {
-    return resource_update(req, &crews);
+    return resource_update(req, &crews_resource);
 }
 
 int
 crews_delete(struct request *req)
 {
-    return resource_delete(req, &crews);
+    return resource_delete(req, &crews_resource);
 }
 
 /*
@@ -185,7 +185,7 @@ crews_agents_get(struct request *req)
      */
     if (request_query_check(req, NULL) < 0)
         return -1;
-    crew = resource_fetch(req, &crews, req->path_ids[0]);
+    crew = resource_fetch(req, &crews_resource, req->path_ids[0]);
     if (crew == NULL)
         return -1;
     return respond_members(req, db_value(crew, 0, CREW_NCOLUMNS - 1));
@@ -358,7 +358,7 @@ crews_agents_put(struct request *req)
 
     if (request_query_check(req, NULL) < 0 ||
         request_json_array(req, &list) < 0 ||
-        resource_lock(req, &crews) < 0 ||
+        resource_lock(req, &crews_resource) < 0 ||
         read_membership(req, list, &m) < 0)
         return -1;
 

@@ -80,7 +80,7 @@ write_execution(struct request *req, const PGresult *res, int row)
  * Read through the generic list and get; created and changed only by the
  * handlers below, so the description has no writable fields.
  */
-static const struct resource executions = {
+const struct resource executions_resource = {
     .table = "executions",
     .collection = "executions",
     .noun = "execution",
@@ -161,20 +161,20 @@ executions_create(struct request *req)
         return -1;
 
     /* 202: the execution is accepted; a worker runs it later. */
-    response_location(req, executions.collection, db_value(res, 0, 0));
-    return resource_respond(req, &executions, 202, res);
+    response_location(req, executions_resource.collection, db_value(res, 0, 0));
+    return resource_respond(req, &executions_resource, 202, res);
 }
 
 int
 executions_list(struct request *req)
 {
-    return resource_list(req, &executions);
+    return resource_list(req, &executions_resource);
 }
 
 int
 executions_get(struct request *req)
 {
-    return resource_get(req, &executions);
+    return resource_get(req, &executions_resource);
 }
 
 /* A cancel carries no fields: no body, or an empty object. */
@@ -229,8 +229,8 @@ executions_cancel(struct request *req)
         return request_fail(req, 409, "the execution changed status "
             "meanwhile; read it again");
 
-    res = resource_fetch(req, &executions, id);
+    res = resource_fetch(req, &executions_resource, id);
     if (res == NULL)
         return -1;
-    return resource_respond(req, &executions, 200, res);
+    return resource_respond(req, &executions_resource, 200, res);
 }

@@ -158,7 +158,7 @@ explain_flow_refusal(struct request *req)
             "deleted; set is_active to false instead");
 }
 
-static const struct resource flows = {
+const struct resource flows_resource = {
     .table = "flows",
     .collection = "flows",
     .noun = "flow",
@@ -178,29 +178,29 @@ static const struct resource flows = {
 int
 flows_list(struct request *req)
 {
-    return resource_list(req, &flows);
+    return resource_list(req, &flows_resource);
 }
 
 int
 flows_create(struct request *req)
 {
-    return resource_create(req, &flows);
+    return resource_create(req, &flows_resource);
 }
 
 int
 flows_get(struct request *req)
 {
-    return resource_get(req, &flows);
+    return resource_get(req, &flows_resource);
 }
 
 int
 flows_update(struct request *req)
 {
-    return resource_update(req, &flows);
+    return resource_update(req, &flows_resource);
 }
 
 int
 flows_delete(struct request *req)
 {
-    return resource_delete(req, &flows);
+    return resource_delete(req, &flows_resource);
 }

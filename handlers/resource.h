@@ -56,6 +56,14 @@ struct resource {
 
     /* Optional: turns a database refusal into field errors. */
     void (*explain)(struct request *req);
+
+    /*
+     * For the OpenAPI document: JSON Schema properties (the inside of an
+     * object, "\"status\": {...}, ...") the response shows besides id,
+     * tenant_id, created_at, updated_at and the readable fields; NULL:
+     * none.
+     */
+    const char *doc_properties;
 };
 
 /* GET /collection: filters, ?limit=, ?cursor=. */

@@ -148,7 +148,7 @@ validate_tool(struct request *req, struct field_value *values,
     return req->err.status != 0 ? -1 : 0;
 }
 
-static const struct resource tools = {
+const struct resource tools_resource = {
     .table = "tools",
     .collection = "tools",
     .noun = "tool",
@@ -167,29 +167,29 @@ static const struct resource tools = {
 int
 tools_list(struct request *req)
 {
-    return resource_list(req, &tools);
+    return resource_list(req, &tools_resource);
 }
 
 int
 tools_create(struct request *req)
 {
-    return resource_create(req, &tools);
+    return resource_create(req, &tools_resource);
 }
 
 int
 tools_get(struct request *req)
 {
-    return resource_get(req, &tools);
+    return resource_get(req, &tools_resource);
 }
 
 int
 tools_update(struct request *req)
 {
-    return resource_update(req, &tools);
+    return resource_update(req, &tools_resource);
 }
 
 int
 tools_delete(struct request *req)
 {
-    return resource_delete(req, &tools);
+    return resource_delete(req, &tools_resource);
 }

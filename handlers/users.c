@@ -67,7 +67,8 @@ enum {
 static const struct field_spec user_fields[USER_NFIELDS] = {
     [USER_EMAIL] = { "email", FIELD_STRING, FIELD_REQUIRED, 254, 0, 0,
         NULL },
-    [USER_PASSWORD] = { "password", FIELD_TEXT, FIELD_REQUIRED, SIZE_MAX, 0,
+    [USER_PASSWORD] = { "password", FIELD_TEXT,
+        FIELD_REQUIRED | FIELD_WRITE_ONLY, SIZE_MAX, 0,
         0, NULL },
     [USER_FULL_NAME] = { "full_name", FIELD_STRING, FIELD_NULLABLE, 255, 0,
         0, NULL },
@@ -150,7 +151,7 @@ explain_user_refusal(struct request *req)
     }
 }
 
-static const struct resource users = {
+const struct resource users_resource = {
     .table = "public.users",
     .collection = "users",
     .noun = "user",
@@ -222,7 +223,7 @@ may_take_admin_away(const struct field_value *values)
 int
 users_list(struct request *req)
 {
-    return resource_list(req, &users);
+    return resource_list(req, &users_resource);
 }
 
 int
@@ -231,16 +232,16 @@ users_create(struct request *req)
     struct field_value v[USER_NFIELDS];
 
     if (request_query_check(req, NULL) < 0 ||
-        resource_read_body(req, &users, true, v) < 0 ||
+        resource_read_body(req, &users_resource, true, v) < 0 ||
         hash_password(req, &v[USER_PASSWORD]) < 0)
         return -1;
-    return resource_insert(req, &users, v);
+    return resource_insert(req, &users_resource, v);
 }
 
 int
 users_get(struct request *req)
 {
-    return resource_get(req, &users);
+    return resource_get(req, &users_resource);
 }
 
 int
@@ -251,7 +252,7 @@ users_update(struct request *req)
     bool suspends;
 
     if (request_query_check(req, NULL) < 0 ||
-        resource_read_body(req, &users, false, v) < 0)
+        resource_read_body(req, &users_resource, false, v) < 0)
         return -1;
 
     /* The admins' locks first, then the row's (see the SQL above). */
@@ -260,7 +261,7 @@ users_update(struct request *req)
         if (admins == NULL)
             return -1;
     }
-    if (resource_lock(req, &users) < 0)
+    if (resource_lock(req, &users_resource) < 0)
         return -1;
 
     suspends = v[USER_IS_ACTIVE].present &&
@@ -276,7 +277,7 @@ users_update(struct request *req)
     /* Only now, for a row that exists and matched If-Match. */
     if (hash_password(req, &v[USER_PASSWORD]) < 0)
         return -1;
-    return resource_apply(req, &users, v);
+    return resource_apply(req, &users_resource, v);
 }
 
 int
@@ -290,7 +291,7 @@ users_delete(struct request *req)
 
     /* The admins' locks first, then the row's (see the SQL above). */
     admins = lock_active_admins(req);
-    if (admins == NULL || resource_lock(req, &users) < 0)
+    if (admins == NULL || resource_lock(req, &users_resource) < 0)
         return -1;
 
     if (is_caller(req))
@@ -318,8 +319,8 @@ users_me(struct request *req)
 
     if (request_query_check(req, NULL) < 0)
         return -1;
-    res = resource_fetch(req, &users, req->auth.user_id);
+    res = resource_fetch(req, &users_resource, req->auth.user_id);
     if (res == NULL)
         return -1;
-    return resource_respond(req, &users, 200, res);
+    return resource_respond(req, &users_resource, 200, res);
 }

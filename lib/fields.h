@@ -37,6 +37,7 @@ enum field_type {
 
 #define FIELD_REQUIRED 0x1     /* must be present on create */
 #define FIELD_NULLABLE 0x2     /* JSON null is allowed */
+#define FIELD_WRITE_ONLY 0x4   /* accepted, never shown (a password) */
 
 struct field_spec {
     const char *name;
