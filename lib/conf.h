@@ -25,6 +25,9 @@ struct crewd_conf {
     char base_domain[256];
     char token_secret_file[CONF_PATH_MAX];
     char token_issuer[128];
+    char master_key_file[CONF_PATH_MAX];        /* seals credentials */
+    char master_key_previous_files[CONF_VALUE_MAX]; /* comma list; open */
+    char provider_http_hosts[CONF_VALUE_MAX];   /* comma list, lower */
     int token_lifetime;                 /* seconds */
     bool signup_enabled;
     size_t password_min_bytes;

@@ -11,6 +11,7 @@ void register_arena_tests(void);
 void register_conf_tests(void);
 void register_json_tests(void);
 void register_routes_tests(void);
+void register_seal_tests(void);
 void register_slug_tests(void);
 void register_token_tests(void);
 
