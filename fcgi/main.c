@@ -110,9 +110,10 @@ main(int argc, char **argv)
         log_error("%s", err.detail);
         return 1;
     }
-    log_info("sealing credentials with master key %s (%s); %d key(s) "
-        "configured", keyring.keys[0].id_text, keyring.keys[0].path,
-        keyring.count);
+    if (!check_only)
+        log_info("sealing credentials with master key %s (%s); %d key(s) "
+            "configured", keyring.keys[0].id_text, keyring.keys[0].path,
+            keyring.count);
     seal_process_install(&keyring);
     seal_keyring_wipe(&keyring);
 
