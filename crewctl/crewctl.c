@@ -7,6 +7,9 @@
  *                     --admin-email EMAIL [--admin-password-file FILE]
  *   crewctl [-c FILE] tenant list
  *   crewctl [-c FILE] execution claim --tenant SLUG
+ *   crewctl [-c FILE] keys create [--file FILE]
+ *   crewctl [-c FILE] keys check
+ *   crewctl [-c FILE] keys rotate --new-key FILE
  *
  * It reads the same configuration as crewd and works through the same
  * library, so a tenant made here is made exactly as sign-up makes it.
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <sodium.h>
 
@@ -26,6 +30,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "password.h"
+#include "seal.h"
 #include "tenant.h"
 #include "token.h"
 
@@ -52,6 +57,16 @@ usage(FILE *out)
         "                         move the tenant's oldest pending execution\n"
         "                         to running, as a worker does, and print\n"
         "                         its id (nothing when none is pending)\n"
+        "  keys create [--file FILE]\n"
+        "                         make the master key file (mode 0600) if\n"
+        "                         missing; for the configured key, seal the\n"
+        "                         canary (or check it opens)\n"
+        "  keys check             open every sealed credential of every\n"
+        "                         tenant and the canary; print counts\n"
+        "  keys rotate --new-key FILE\n"
+        "                         re-seal every credential under FILE, the\n"
+        "                         configured master_key_file\n"
+        "                         (docs/operations.md)\n"
         "\n"
         "  -c FILE  configuration file (default %s)\n",
         conf_default_path());
@@ -299,6 +314,386 @@ cmd_tenant_list(void)
     return 0;
 }
 
+/* ---------------------------------------------------------------------
+ * Master keys.  Nothing here prints a plaintext: only counts, ids of
+ * providers and keys, and key file names.
+ * ------------------------------------------------------------------- */
+
+static bool
+file_exists(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0;
+}
+
+/* The configured keys, checked against the canary. */
+static int
+open_keys(struct seal_keyring *ring, struct db *db, struct crewd_error *err)
+{
+    const struct seal_key *used;
+
+    if (seal_keyring_load(ring, &conf, err) < 0)
+        return -1;
+    if (connect_db(db, err) < 0) {
+        seal_keyring_wipe(ring);
+        return -1;
+    }
+    if (seal_canary_check(db, ring, &used, err) < 0) {
+        db_close(db);
+        seal_keyring_wipe(ring);
+        return -1;
+    }
+    printf("canary: opens with key %s (%s)\n", used->id_text, used->path);
+    return 0;
+}
+
+static int
+cmd_keys_create(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "file", required_argument, NULL, 'f' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *path = conf.master_key_file;
+    struct seal_keyring ring;
+    struct seal_key key;
+    struct crewd_error err;
+    struct db db;
+    int opt, written;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (opt != 'f') {
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+        path = optarg;
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    error_clear(&err);
+    if (file_exists(path)) {
+        if (seal_key_load(&key, path, &err) < 0)
+            return fail(&err);
+        printf("master key %s exists; left as it is (key id %s)\n", path,
+            key.id_text);
+    } else {
+        if (seal_key_create(path, &err) < 0 ||
+            seal_key_load(&key, path, &err) < 0)
+            return fail(&err);
+        printf("master key written to %s (key id %s)\n", path,
+            key.id_text);
+    }
+    sodium_memzero(&key, sizeof(key));
+
+    /* A new key for a rotation: the database is not its business yet. */
+    if (strcmp(path, conf.master_key_file) != 0) {
+        printf("not the configured master_key_file: see "
+            "docs/operations.md to rotate to it\n");
+        return 0;
+    }
+
+    if (seal_keyring_load(&ring, &conf, &err) < 0)
+        return fail(&err);
+    if (connect_db(&db, &err) < 0) {
+        seal_keyring_wipe(&ring);
+        return fail(&err);
+    }
+    written = seal_canary_write(&db, &ring.keys[0], false, &err);
+    if (written > 0) {
+        printf("canary: sealed under key %s\n", ring.keys[0].id_text);
+    } else if (written == 0) {
+        const struct seal_key *used;
+
+        if (seal_canary_check(&db, &ring, &used, &err) == 0)
+            printf("canary: opens with key %s (%s)\n", used->id_text,
+                used->path);
+        else
+            written = -1;
+    }
+    db_close(&db);
+    seal_keyring_wipe(&ring);
+    return written < 0 ? fail(&err) : 0;
+}
+
+/* What one walk over the tenants' credentials found. */
+struct key_counts {
+    int tenants;
+    int tenants_failed;     /* a database error: nothing of it changed */
+    int credentials;
+    int opened;
+    int failed;             /* did not open */
+    int current;            /* under the key that seals (ring->keys[0]) */
+    int resealed;
+};
+
+/*
+ * One tenant, in one transaction: every provider with credentials is
+ * opened; with reseal, the ones not under the sealing key are sealed
+ * again under it.  Rows are locked (FOR UPDATE), so a concurrent change
+ * by crewd waits or is waited for, and is never lost.
+ */
+static int
+walk_tenant(struct db *db, const struct seal_keyring *ring,
+    const char *tenant_id, const char *schema, bool reseal,
+    struct key_counts *c, struct crewd_error *err)
+{
+    const char *path_params[1] = { schema };
+    const struct seal_key *seal_key = &ring->keys[0];
+    PGresult *res;
+    int rows;
+
+    if (db_begin(db, err) < 0)
+        return -1;
+    if (db_run(db, err, "SELECT set_config('search_path', $1, true)", 1,
+            path_params) < 0)
+        goto fail;
+    res = db_exec(db, NULL, err, reseal
+        ? "SELECT id, encrypted_credentials FROM llm_providers"
+          " WHERE encrypted_credentials IS NOT NULL ORDER BY id FOR UPDATE"
+        : "SELECT id, encrypted_credentials FROM llm_providers"
+          " WHERE encrypted_credentials IS NOT NULL ORDER BY id", 0, NULL);
+    if (res == NULL)
+        goto fail;
+
+    rows = PQntuples(res);
+    for (int i = 0; i < rows; i++) {
+        const char *id = PQgetvalue(res, i, 0);
+        char context[SEAL_PROVIDER_AD_LEN + 1];
+        const struct seal_key *used;
+        struct crewd_error why;
+        unsigned char *sealed, *plain, *fresh;
+        size_t len, plain_len;
+
+        c->credentials++;
+        seal_provider_context(context, tenant_id, id);
+        sealed = seal_bytea_parse(PQgetvalue(res, i, 1), &len);
+        if (sealed == NULL || len < SEAL_OVERHEAD) {
+            printf("  provider %s: not a sealed value\n", id);
+            c->failed++;
+            free(sealed);
+            continue;
+        }
+
+        error_clear(&why);
+        plain = xmalloc(len - SEAL_OVERHEAD + 1);
+        if (seal_open(ring, context, sealed, len, plain, &plain_len, &used,
+                &why) < 0) {
+            printf("  provider %s: %s\n", id, why.detail);
+            c->failed++;
+            free(plain);
+            free(sealed);
+            continue;
+        }
+        c->opened++;
+
+        if (used == seal_key) {
+            c->current++;
+        } else if (reseal) {
+            size_t fresh_len = seal_sealed_len(plain_len);
+            char *text = xmalloc(2 * fresh_len + 3);
+            const char *params[2] = { id, text };
+
+            fresh = xmalloc(fresh_len);
+            seal_seal(seal_key, context, plain, plain_len, fresh);
+            seal_bytea_text(fresh, fresh_len, text);
+            free(fresh);
+
+            /* Not updated_at: what a client sees has not changed. */
+            if (db_run(db, err, "UPDATE llm_providers"
+                    " SET encrypted_credentials = $2 WHERE id = $1", 2,
+                    params) < 0) {
+                free(text);
+                sodium_memzero(plain, plain_len);
+                free(plain);
+                free(sealed);
+                PQclear(res);
+                goto fail;
+            }
+            free(text);
+            c->resealed++;
+            c->current++;
+        }
+        sodium_memzero(plain, plain_len);
+        free(plain);
+        free(sealed);
+    }
+    PQclear(res);
+    return db_commit(db, err);
+
+fail:
+    db_rollback(db);
+    return -1;
+}
+
+/* Walks every tenant, each in its own transaction; prints a line each. */
+static void
+walk_tenants(struct db *db, const struct seal_keyring *ring, bool reseal,
+    struct key_counts *total)
+{
+    struct crewd_error err;
+    PGresult *res;
+
+    memset(total, 0, sizeof(*total));
+    error_clear(&err);
+    res = db_exec(db, NULL, &err, "SELECT id, slug, db_schema FROM"
+        " public.tenants ORDER BY slug", 0, NULL);
+    if (res == NULL) {
+        printf("could not list the tenants: %s\n", err.detail);
+        total->tenants_failed++;
+        return;
+    }
+
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *slug = PQgetvalue(res, i, 1);
+        const char *schema = PQgetvalue(res, i, 2);
+        struct key_counts c;
+
+        memset(&c, 0, sizeof(c));
+        total->tenants++;
+        error_clear(&err);
+        if (!tenant_schema_name_valid(schema) ||
+            walk_tenant(db, ring, PQgetvalue(res, i, 0), schema, reseal,
+                &c, &err) < 0) {
+            printf("%-24s FAILED: %s\n", slug, err.status != 0
+                ? err.detail : "not a tenant schema name");
+            total->tenants_failed++;
+            continue;
+        }
+
+        if (reseal)
+            printf("%-24s credentials=%d resealed=%d failed=%d\n", slug,
+                c.credentials, c.resealed, c.failed);
+        else
+            printf("%-24s credentials=%d open=%d failed=%d "
+                "current_key=%d\n", slug, c.credentials, c.opened,
+                c.failed, c.current);
+        total->credentials += c.credentials;
+        total->opened += c.opened;
+        total->failed += c.failed;
+        total->current += c.current;
+        total->resealed += c.resealed;
+    }
+    PQclear(res);
+}
+
+static int
+cmd_keys_check(void)
+{
+    struct seal_keyring ring;
+    struct key_counts total;
+    struct crewd_error err;
+    struct db db;
+
+    error_clear(&err);
+    if (open_keys(&ring, &db, &err) < 0)
+        return fail(&err);
+
+    walk_tenants(&db, &ring, false, &total);
+    printf("total: tenants=%d credentials=%d open=%d failed=%d "
+        "current_key=%d (key %s)\n", total.tenants, total.credentials,
+        total.opened, total.failed + total.tenants_failed, total.current,
+        ring.keys[0].id_text);
+    if (total.current < total.opened)
+        printf("%d credential(s) are under a previous key: run crewctl "
+            "keys rotate before removing it\n",
+            total.opened - total.current);
+
+    db_close(&db);
+    seal_keyring_wipe(&ring);
+    return total.failed == 0 && total.tenants_failed == 0 ? 0 : 1;
+}
+
+static int
+cmd_keys_rotate(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "new-key", required_argument, NULL, 'n' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *new_path = NULL;
+    struct seal_keyring ring;
+    struct seal_key new_key;
+    struct key_counts total;
+    struct crewd_error err;
+    struct db db;
+    bool same;
+    int opt, rc = 1;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (opt != 'n') {
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+        new_path = optarg;
+    }
+    if (new_path == NULL || optind != argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    error_clear(&err);
+    if (seal_key_load(&new_key, new_path, &err) < 0)
+        return fail(&err);
+
+    /*
+     * crewd must already seal with the new key, or it would go on writing
+     * credentials under the old one while they are being re-sealed.
+     */
+    if (seal_keyring_load(&ring, &conf, &err) < 0) {
+        sodium_memzero(&new_key, sizeof(new_key));
+        return fail(&err);
+    }
+    same = sodium_memcmp(new_key.key, ring.keys[0].key,
+        SEAL_KEY_BYTES) == 0;
+    if (!same) {
+        fprintf(stderr, "crewctl: the new key %s (key id %s) is not the "
+            "configured master_key_file %s (key id %s).\n"
+            "crewctl: set master_key_file to the new key and add the old "
+            "one to master_key_previous_files, reload crewd (SIGHUP), then "
+            "rotate; docs/operations.md has the steps\n", new_path,
+            new_key.id_text, ring.keys[0].path, ring.keys[0].id_text);
+        sodium_memzero(&new_key, sizeof(new_key));
+        seal_keyring_wipe(&ring);
+        return 1;
+    }
+    sodium_memzero(&new_key, sizeof(new_key));
+    seal_keyring_wipe(&ring);
+
+    if (open_keys(&ring, &db, &err) < 0)
+        return fail(&err);
+
+    walk_tenants(&db, &ring, true, &total);
+    printf("total: tenants=%d credentials=%d resealed=%d failed=%d "
+        "(key %s)\n", total.tenants, total.credentials, total.resealed,
+        total.failed + total.tenants_failed, ring.keys[0].id_text);
+
+    /*
+     * The canary moves to the new key last, and only when everything
+     * opened: until then a crewd without the old key refuses to start.
+     */
+    if (total.failed == 0 && total.tenants_failed == 0) {
+        if (seal_canary_write(&db, &ring.keys[0], true, &err) < 0) {
+            fail(&err);
+        } else {
+            printf("canary: sealed under key %s\n", ring.keys[0].id_text);
+            rc = 0;
+        }
+    } else {
+        printf("canary left as it was: fix what failed and run keys rotate "
+            "again\n");
+    }
+
+    db_close(&db);
+    seal_keyring_wipe(&ring);
+    return rc;
+}
+
 /*
  * Claims one execution exactly as the worker pool will: in a transaction
  * of the tenant, with the search path set to its schema alone.
@@ -414,6 +809,13 @@ main(int argc, char **argv)
         return cmd_tenant_list();
     if (strcmp(argv[0], "execution") == 0 && strcmp(argv[1], "claim") == 0)
         return cmd_execution_claim(argc - 1, argv + 1);
+    if (strcmp(argv[0], "keys") == 0 && strcmp(argv[1], "create") == 0)
+        return cmd_keys_create(argc - 1, argv + 1);
+    if (strcmp(argv[0], "keys") == 0 && strcmp(argv[1], "check") == 0 &&
+        argc == 2)
+        return cmd_keys_check();
+    if (strcmp(argv[0], "keys") == 0 && strcmp(argv[1], "rotate") == 0)
+        return cmd_keys_rotate(argc - 1, argv + 1);
 
     usage(stderr);
     return EXIT_USAGE;

@@ -3,7 +3,9 @@
  *
  *   crewd [-c FILE]      run (in the foreground; systemd or scripts/dev
  *                        supervises it)
- *   crewd [-c FILE] -t   check the configuration and the token secret
+ *   crewd [-c FILE] -t   check the configuration, the token secret and
+ *                        the master keys (against the canary in the
+ *                        database)
  *
  * A request's walk: nginx -> worker.c (accept, read) -> routes.c (the
  * route table) -> tenant_reset.c (tenant, transaction, search path) ->
@@ -21,7 +23,14 @@
 #include "conf.h"
 #include "log.h"
 #include "master.h"
+#include "seal.h"
 #include "token.h"
+
+/*
+ * Seconds crewd waits at start for the database to check the master keys:
+ * enough for a PostgreSQL started at the same time to come up.
+ */
+#define KEY_CHECK_WAIT 30
 
 static void
 usage(FILE *out)
@@ -29,7 +38,7 @@ usage(FILE *out)
     fprintf(out,
         "usage: crewd [-c FILE] [-t]\n"
         "  -c FILE  configuration file (default %s)\n"
-        "  -t       check the configuration and exit\n"
+        "  -t       check the configuration and the keys, and exit\n"
         "  -V       print the version\n", conf_default_path());
 }
 
@@ -40,6 +49,7 @@ main(int argc, char **argv)
     struct crewd_conf conf;
     struct crewd_error err;
     struct token_secret secret;
+    struct seal_keyring keyring;
     bool check_only = false;
     bool socket_owned;
     int listen_fd;
@@ -89,6 +99,23 @@ main(int argc, char **argv)
         return 1;
     }
     sodium_memzero(&secret, sizeof(secret));
+
+    /*
+     * Refuse to start with master keys that do not open the canary: a
+     * wrong key file would seal new credentials under a key the stored
+     * ones do not know.  The workers inherit the keyring installed here.
+     */
+    if (seal_keyring_load_checked(&keyring, &conf,
+            check_only ? 0 : KEY_CHECK_WAIT, &err) < 0) {
+        log_error("%s", err.detail);
+        return 1;
+    }
+    if (!check_only)
+        log_info("sealing credentials with master key %s (%s); %d key(s) "
+            "configured", keyring.keys[0].id_text, keyring.keys[0].path,
+            keyring.count);
+    seal_process_install(&keyring);
+    seal_keyring_wipe(&keyring);
 
     if (check_only) {
         printf("crewd: configuration %s is valid\n", conf_path);

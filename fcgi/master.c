@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "master.h"
+#include "seal.h"
 #include "token.h"
 #include "worker.h"
 
@@ -207,6 +208,7 @@ reload(const char *conf_path, struct crewd_conf *conf, int listen_fd)
 {
     struct crewd_conf fresh;
     struct token_secret fresh_secret;
+    struct seal_keyring fresh_ring;
     struct crewd_error err;
     unsigned old_generation = current_generation;
 
@@ -223,11 +225,35 @@ reload(const char *conf_path, struct crewd_conf *conf, int listen_fd)
             err.detail);
         return -1;
     }
+
+    /*
+     * New master keys must open the canary before any worker seals with
+     * them; unchanged keys need no database, so a reload works while
+     * PostgreSQL is down.
+     */
+    if (seal_keyring_load(&fresh_ring, &fresh, &err) < 0) {
+        log_error("reload refused, keeping the old configuration: %s",
+            err.detail);
+        return -1;
+    }
+    if (!seal_keyring_equal(&fresh_ring, seal_process_keyring())) {
+        seal_keyring_wipe(&fresh_ring);
+        if (seal_keyring_load_checked(&fresh_ring, &fresh, 0, &err) < 0) {
+            log_error("reload refused, keeping the old configuration: %s",
+                err.detail);
+            return -1;
+        }
+        log_info("master keys changed: sealing with key %s (%s), %d key(s) "
+            "in all", fresh_ring.keys[0].id_text, fresh_ring.keys[0].path,
+            fresh_ring.count);
+    }
     if (strcmp(fresh.listen, conf->listen) != 0)
         log_warn("a new listen path takes effect at the next restart");
 
     *conf = fresh;
     secret = fresh_secret;
+    seal_process_install(&fresh_ring);
+    seal_keyring_wipe(&fresh_ring);
     log_set_level((enum log_level)conf->log_level);
 
     /* New workers first: the socket is never without an acceptor. */
@@ -346,6 +372,7 @@ master_run(const char *conf_path, struct crewd_conf *conf, int listen_fd,
     if (conf->pid_file[0] != '\0')
         unlink(conf->pid_file);
     sodium_memzero(&secret, sizeof(secret));
+    seal_process_install(NULL);
     log_info("stopped");
     return 0;
 }

@@ -56,7 +56,17 @@ const struct route routes[] = {
     { "DELETE", "/api/v1/agents/{id}", HOST_TENANT, ROLE_MEMBER,
       agents_delete, "delete an agent" },
 
-    /* llm providers */
+    /* llm providers: admins write; everyone reads (never credentials) */
+    { "GET", "/api/v1/llm-providers", HOST_TENANT, ROLE_VIEWER,
+      llm_providers_list, "list LLM providers, newest first" },
+    { "POST", "/api/v1/llm-providers", HOST_TENANT, ROLE_ADMIN,
+      llm_providers_create, "create an LLM provider" },
+    { "GET", "/api/v1/llm-providers/{id}", HOST_TENANT, ROLE_VIEWER,
+      llm_providers_get, "read an LLM provider" },
+    { "PATCH", "/api/v1/llm-providers/{id}", HOST_TENANT, ROLE_ADMIN,
+      llm_providers_update, "change an LLM provider" },
+    { "DELETE", "/api/v1/llm-providers/{id}", HOST_TENANT, ROLE_ADMIN,
+      llm_providers_delete, "delete an LLM provider" },
 
     /* crews */
     { "GET", "/api/v1/crews", HOST_TENANT, ROLE_VIEWER, crews_list,

@@ -34,6 +34,11 @@ int agents_update(struct request *req);
 int agents_delete(struct request *req);
 
 /* llm_providers.c */
+int llm_providers_list(struct request *req);
+int llm_providers_create(struct request *req);
+int llm_providers_get(struct request *req);
+int llm_providers_update(struct request *req);
+int llm_providers_delete(struct request *req);
 
 /* crews.c */
 int crews_list(struct request *req);

@@ -21,6 +21,7 @@ enum conf_type {
     CONF_ULL,
     CONF_BOOL,
     CONF_MODE,
+    CONF_HOSTS,
     CONF_LOG_LEVEL
 };
 
@@ -46,6 +47,9 @@ static const struct conf_key conf_keys[] = {
     KEY(base_domain, CONF_STRING, 0, 0),
     KEY(token_secret_file, CONF_STRING, 0, 0),
     KEY(token_issuer, CONF_STRING, 0, 0),
+    KEY(master_key_file, CONF_STRING, 0, 0),
+    KEY(master_key_previous_files, CONF_STRING, 0, 0),
+    KEY(provider_http_hosts, CONF_HOSTS, 0, 0),
     KEY(token_lifetime, CONF_INT, 60, 86400),
     KEY(signup_enabled, CONF_BOOL, 0, 0),
     KEY(password_min_bytes, CONF_SIZE, 1, 1024),
@@ -77,6 +81,10 @@ conf_defaults(struct crewd_conf *conf)
     snprintf(conf->token_secret_file, sizeof(conf->token_secret_file),
         "/var/lib/crewd/token.key");
     snprintf(conf->token_issuer, sizeof(conf->token_issuer), "crewd");
+    snprintf(conf->master_key_file, sizeof(conf->master_key_file),
+        "/var/lib/crewd/master.key");
+    snprintf(conf->provider_http_hosts, sizeof(conf->provider_http_hosts),
+        "localhost,127.0.0.1");
     conf->token_lifetime = 3600;
     conf->signup_enabled = true;
     conf->password_min_bytes = 8;
@@ -100,6 +108,41 @@ parse_number(const char *value, long long min, long long max,
     if (errno != 0 || end == value || *end != '\0' || v < min || v > max)
         return -1;
     *out = v;
+    return 0;
+}
+
+/*
+ * A list of hosts: names, IPv4 or IPv6 addresses (without brackets),
+ * separated by commas and blanks.  Written to out lower-cased and joined
+ * by single commas, so users of the list compare names with strcmp.  An
+ * empty list is allowed.
+ */
+static int
+hosts_normalise(const char *value, char *out)
+{
+    size_t used = 0;
+    const char *p = value;
+
+    while (*p != '\0') {
+        size_t len;
+
+        while (*p == ',' || *p == ' ' || *p == '\t')
+            p++;
+        len = strcspn(p, ", \t");
+        if (len == 0)
+            continue;
+        if (used > 0)
+            out[used++] = ',';
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)p[i];
+
+            if (!isalnum(c) && c != '.' && c != '-' && c != ':')
+                return -1;
+            out[used++] = (char)tolower(c);
+        }
+        p += len;
+    }
+    out[used] = '\0';
     return 0;
 }
 
@@ -151,6 +194,14 @@ conf_set(struct crewd_conf *conf, const char *key, const char *value,
         *(unsigned *)field = (unsigned)mode;
         return 0;
     }
+
+    case CONF_HOSTS:
+        if (strlen(value) >= k->size)
+            return error_set(err, 0, "value of %s is too long", key);
+        if (hosts_normalise(value, field) < 0)
+            return error_set(err, 0, "%s must be a comma-separated list "
+                "of host names or IP addresses", key);
+        return 0;
 
     case CONF_BOOL:
         if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||

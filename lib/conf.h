@@ -25,6 +25,13 @@ struct crewd_conf {
     char base_domain[256];
     char token_secret_file[CONF_PATH_MAX];
     char token_issuer[128];
+    /* The master key that seals credentials, and older ones that only
+       open (comma-separated file names; empty: none). */
+    char master_key_file[CONF_PATH_MAX];
+    char master_key_previous_files[CONF_VALUE_MAX];
+    /* Hosts providers may reach over plain http: lower-case, joined by
+       single commas (conf_set normalises the list). */
+    char provider_http_hosts[CONF_VALUE_MAX];
     int token_lifetime;                 /* seconds */
     bool signup_enabled;
     size_t password_min_bytes;

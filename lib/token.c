@@ -1,19 +1,17 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <json-c/json.h>
 #include <jwt.h>
 #include <sodium.h>
 
 #include "arena.h"
+#include "keyfile.h"
 #include "log.h"
 #include "token.h"
 #include "uuid.h"
@@ -129,25 +127,7 @@ decode_secret(struct token_secret *secret, const unsigned char *data,
     return 0;
 }
 
-/* Reads up to cap bytes; returns the count or -1 with errno set. */
-static ssize_t
-read_up_to(int fd, unsigned char *buf, size_t cap)
-{
-    size_t len = 0;
-
-    while (len < cap) {
-        ssize_t n = read(fd, buf + len, cap - len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    return (ssize_t)len;
-}
+#define SECRET_WHAT "token secret file"
 
 int
 token_secret_load(struct token_secret *secret, const char *path,
@@ -155,51 +135,14 @@ token_secret_load(struct token_secret *secret, const char *path,
 {
     /* One byte more than a valid file can hold, to notice a longer one. */
     unsigned char data[SECRET_FILE_MAX + 1];
-    struct stat st;
-    ssize_t len;
-    int fd, saved_errno, rc;
+    size_t len;
+    int rc;
 
     sodium_memzero(secret, sizeof(*secret));
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return error_set(err, 500, "cannot open token secret file %s: %s",
-            path, strerror(errno));
-
-    /* fstat, not stat: the file checked must be the file read. */
-    if (fstat(fd, &st) < 0) {
-        saved_errno = errno;
-        close(fd);
-        return error_set(err, 500, "cannot stat token secret file %s: %s",
-            path, strerror(saved_errno));
-    }
-
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return error_set(err, 500, "token secret file %s is not a regular "
-            "file", path);
-    }
-
-    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        close(fd);
-        return error_set(err, 500, "token secret file %s is accessible by "
-            "group or others (mode %03o); run chmod 600 %s", path,
-            (unsigned)(st.st_mode & 0777), path);
-    }
-
-    len = read_up_to(fd, data, sizeof(data));
-    saved_errno = errno;
-    close(fd);
-
-    if (len < 0)
-        return error_set(err, 500, "cannot read token secret file %s: %s",
-            path, strerror(saved_errno));
-
-    if ((size_t)len > SECRET_FILE_MAX)
-        rc = error_set(err, 500, "token secret file %s is longer than %d "
-            "bytes", path, SECRET_FILE_MAX);
-    else
-        rc = decode_secret(secret, data, (size_t)len, path, err);
+    rc = keyfile_read(path, SECRET_WHAT, data, SECRET_FILE_MAX, &len, err);
+    if (rc == 0)
+        rc = decode_secret(secret, data, len, path, err);
 
     sodium_memzero(data, sizeof(data));
     if (rc != 0)
@@ -207,78 +150,28 @@ token_secret_load(struct token_secret *secret, const char *path,
     return rc;
 }
 
-static int
-write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int
 token_secret_create(const char *path, struct crewd_error *err)
 {
     unsigned char key[SECRET_CREATE_BYTES];
     char text[2 * SECRET_CREATE_BYTES + 2];
-    int fd, saved_errno;
+    int rc;
 
     /* crewctl may get here without password_init having run. */
     if (sodium_init() < 0)
         return error_set(err, 500, "cannot initialise libsodium");
 
-    /*
-     * O_EXCL: an existing secret is never replaced, since that would log
-     * everybody out.  O_NOFOLLOW: a planted symlink cannot make us write
-     * the key somewhere else.
-     */
-    fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
-        0600);
-    if (fd < 0 && errno == EEXIST)
-        return error_set(err, 500, "token secret file %s already exists; "
-            "it is never overwritten", path);
-    if (fd < 0)
-        return error_set(err, 500, "cannot create token secret file %s: %s",
-            path, strerror(errno));
-
     randombytes_buf(key, sizeof(key));
     sodium_bin2hex(text, sizeof(text), key, sizeof(key));
     text[2 * SECRET_CREATE_BYTES] = '\n';
 
-    /*
-     * The umask can only take bits away from 0600, but it could take the
-     * owner's read bit too; fchmod makes the mode exactly 0600.  fsync so
-     * a crash cannot leave an empty key file that blocks the next create.
-     */
-    if (fchmod(fd, 0600) < 0 ||
-        write_all(fd, text, 2 * SECRET_CREATE_BYTES + 1) < 0 ||
-        fsync(fd) < 0) {
-        saved_errno = errno;
-        close(fd);
-        unlink(path);
-        sodium_memzero(key, sizeof(key));
-        sodium_memzero(text, sizeof(text));
-        return error_set(err, 500, "cannot write token secret file %s: %s",
-            path, strerror(saved_errno));
-    }
+    /* An existing secret is never replaced: that would log everybody out. */
+    rc = keyfile_create(path, SECRET_WHAT, text, 2 * SECRET_CREATE_BYTES + 1,
+        err);
 
     sodium_memzero(key, sizeof(key));
     sodium_memzero(text, sizeof(text));
-
-    if (close(fd) < 0) {
-        saved_errno = errno;
-        unlink(path);
-        return error_set(err, 500, "cannot write token secret file %s: %s",
-            path, strerror(saved_errno));
-    }
-    return 0;
+    return rc;
 }
 
 static bool

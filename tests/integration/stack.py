@@ -5,7 +5,8 @@ Stack() starts, in a fresh folder under /tmp:
   * a PostgreSQL cluster of its own on a unix socket and a free port,
     with a login role and database "crewd";
   * crewd (master and prefork workers) on a unix socket, configured for
-    speed (cheap Argon2 parameters), its stderr in crewd.log;
+    speed (cheap Argon2 parameters), with its token secret and master key
+    made by crewctl, its stderr in crewd.log;
   * nginx from the project's template, with a self-signed certificate,
     on free ports of 127.0.0.1 and a login rate limit too high to matter.
 
@@ -324,6 +325,7 @@ class Stack:
         self._write_crewd_conf()
         self.crewctl('secret', 'create')
         self.crewctl('db', 'migrate')
+        self.crewctl('keys', 'create')
         self.start_crewd()
         self._make_certificate()
         self._start_nginx()
@@ -367,6 +369,7 @@ class Stack:
                 self.pg_sock, self.pg_port),
             'base_domain': BASE_DOMAIN,
             'token_secret_file': os.path.join(self.dir, 'token.key'),
+            'master_key_file': os.path.join(self.dir, 'master.key'),
             'signup_enabled': 'true',
             'password_ops_limit': '1',
             'password_mem_limit': '8192',

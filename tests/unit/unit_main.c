@@ -48,6 +48,7 @@ main(void)
     register_imageref_tests();
     register_json_tests();
     register_routes_tests();
+    register_seal_tests();
     register_slug_tests();
     register_token_tests();
 
