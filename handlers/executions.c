@@ -90,6 +90,18 @@ const struct resource executions_resource = {
     .filters = execution_filters,
     .nfilters = sizeof(execution_filters) / sizeof(execution_filters[0]),
     .write = write_execution,
+    .doc_properties =
+        "\"flow_id\":{\"type\":\"string\",\"format\":\"uuid\"},"
+        "\"user_id\":{\"type\":\"string\",\"format\":\"uuid\"},"
+        "\"status\":{\"enum\":[\"pending\",\"running\",\"succeeded\","
+        "\"failed\",\"cancelled\"]},"
+        "\"inputs\":{\"type\":\"object\"},"
+        "\"outputs\":{\"type\":[\"object\",\"null\"]},"
+        "\"error\":{\"type\":[\"string\",\"null\"]},"
+        "\"started_at\":{\"type\":[\"string\",\"null\"],"
+        "\"format\":\"date-time\"},"
+        "\"completed_at\":{\"type\":[\"string\",\"null\"],"
+        "\"format\":\"date-time\"}",
 };
 
 /*

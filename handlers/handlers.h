@@ -5,7 +5,39 @@
 #ifndef CREWD_HANDLERS_H
 #define CREWD_HANDLERS_H
 
+#include "buf.h"
 #include "request.h"
+
+struct resource;
+struct route_doc;
+
+/* Each resource's description, for its handlers and the route table. */
+extern const struct resource agents_resource;
+extern const struct resource crews_resource;
+extern const struct resource executions_resource;
+extern const struct resource flows_resource;
+extern const struct resource llm_providers_resource;
+extern const struct resource tools_resource;
+extern const struct resource users_resource;
+
+/* route_docs.c: how the OpenAPI document shows the other routes. */
+extern const struct route_doc health_live_doc;
+extern const struct route_doc health_ready_doc;
+extern const struct route_doc tenants_create_doc;
+extern const struct route_doc tenants_self_doc;
+extern const struct route_doc auth_login_doc;
+extern const struct route_doc users_me_doc;
+extern const struct route_doc crews_agents_get_doc;
+extern const struct route_doc crews_agents_put_doc;
+extern const struct route_doc executions_run_doc;
+extern const struct route_doc executions_cancel_doc;
+extern const struct route_doc agents_delete_doc;
+extern const struct route_doc openapi_doc;
+
+/* openapi.c */
+int openapi_get(struct request *req);
+/* The whole document for hosts under base_domain, appended to out. */
+void openapi_write(struct buf *out, const char *base_domain);
 
 /* health.c */
 int health_live(struct request *req);

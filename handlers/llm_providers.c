@@ -120,7 +120,8 @@ static const struct field_spec provider_fields[NFIELDS] = {
     [F_CONFIG] = { "config", FIELD_OBJECT, 0, 0, 0, 0, NULL },
     [F_PRIORITY] = { "priority", FIELD_INT, 0, 0, 1, 1000, NULL },
     [F_ACTIVE] = { "is_active", FIELD_BOOL, 0, 0, 0, 0, NULL },
-    [F_CREDENTIALS] = { "credentials", FIELD_OBJECT, FIELD_NULLABLE, 0, 0,
+    [F_CREDENTIALS] = { "credentials", FIELD_OBJECT,
+                        FIELD_NULLABLE | FIELD_WRITE_ONLY, 0, 0,
                         0, NULL },
 };
 
@@ -178,7 +179,7 @@ write_provider(struct request *req, const PGresult *res, int row)
     jw_object_close(w);
 }
 
-static const struct resource providers = {
+const struct resource llm_providers_resource = {
     .table = "llm_providers",
     .collection = "llm-providers",
     .noun = "LLM provider",
@@ -188,6 +189,7 @@ static const struct resource providers = {
     .filters = provider_filters,
     .nfilters = sizeof(provider_filters) / sizeof(provider_filters[0]),
     .write = write_provider,
+    .doc_properties = "\"has_credentials\":{\"type\":\"boolean\"}",
 };
 
 static const struct type_rules *
@@ -510,13 +512,13 @@ put_json(void *object)
 int
 llm_providers_list(struct request *req)
 {
-    return resource_list(req, &providers);
+    return resource_list(req, &llm_providers_resource);
 }
 
 int
 llm_providers_get(struct request *req)
 {
-    return resource_get(req, &providers);
+    return resource_get(req, &llm_providers_resource);
 }
 
 int
@@ -560,8 +562,8 @@ llm_providers_create(struct request *req)
     if (res == NULL)
         return -1;
 
-    response_location(req, providers.collection, id);
-    return resource_respond(req, &providers, 201, res);
+    response_location(req, llm_providers_resource.collection, id);
+    return resource_respond(req, &llm_providers_resource, 201, res);
 }
 
 /* Checks the config the row will have after v is applied. */
@@ -578,7 +580,8 @@ check_patched_config(struct request *req, struct field_value *v,
     if (res == NULL)
         return -1;
     if (PQntuples(res) == 0)
-        return request_fail(req, 404, "no such %s", providers.noun);
+        return request_fail(req, 404, "no such %s",
+            llm_providers_resource.noun);
 
     type = v[F_TYPE].present ? v[F_TYPE].text : db_value(res, 0, 0);
     if (!json_object_object_get_ex(body, "config", &config)) {
@@ -609,12 +612,12 @@ llm_providers_update(struct request *req)
 
     if (request_query_check(req, NULL) < 0 ||
         read_body(req, false, v, &body) < 0 ||
-        resource_lock(req, &providers) < 0)
+        resource_lock(req, &llm_providers_resource) < 0)
         return -1;
 
     /* An empty merge patch changes nothing, not even updated_at. */
     if (fields_none_present(v, NFIELDS))
-        return resource_get(req, &providers);
+        return resource_get(req, &llm_providers_resource);
 
     if ((v[F_TYPE].present || v[F_CONFIG].present) &&
         check_patched_config(req, v, body) < 0)
@@ -638,7 +641,7 @@ llm_providers_update(struct request *req)
     res = db_exec(req->db, req->arena, &req->err, update_sql, 8, params);
     if (res == NULL)
         return -1;
-    return resource_respond(req, &providers, 200, res);
+    return resource_respond(req, &llm_providers_resource, 200, res);
 }
 
 int
@@ -647,7 +650,7 @@ llm_providers_delete(struct request *req)
     const char *params[1] = { req->path_ids[0] };
 
     if (request_query_check(req, NULL) < 0 ||
-        resource_lock(req, &providers) < 0)
+        resource_lock(req, &llm_providers_resource) < 0)
         return -1;
 
     if (db_run(req->db, &req->err, release_agents_sql, 1, params) < 0 ||

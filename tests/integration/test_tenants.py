@@ -342,5 +342,18 @@ class SignUpDisabledTest(TenantTestCase):
         self.stack.login(slug, email, 'closed password')
 
 
+class OpenApiTest(TenantTestCase):
+
+    def test_the_document_is_served_and_lists_the_routes(self):
+        t = self.stack.new_tenant('openapi')
+        resp = self.stack.request('GET', '/api/v1/openapi.json', host=t.slug)
+        doc = self.assertJson(resp, 200)
+        self.assertEqual(doc['openapi'], '3.1.0')
+        self.assertIn('post', doc['paths']['/api/v1/agents'])
+        self.assertIn('put', doc['paths']['/api/v1/crews/{id}/agents'])
+        self.assertEqual(doc['paths']['/api/v1/tenants']['servers'][0]['url'],
+                         'https://localhost')
+
+
 if __name__ == '__main__':
     crewtest.main()
