@@ -27,6 +27,7 @@
 #include "conf.h"
 #include "db.h"
 #include "executions.h"
+#include "fields.h"
 #include "log.h"
 #include "migrate.h"
 #include "password.h"
@@ -75,7 +76,9 @@ usage(FILE *out)
 static int
 fail(const struct crewd_error *err)
 {
-    fprintf(stderr, "crewctl: %s\n", err->detail);
+    /* Field problems speak for themselves; the API's lead line does not. */
+    if (err->nfields == 0 || err->status != 422)
+        fprintf(stderr, "crewctl: %s\n", err->detail);
     for (int i = 0; i < err->nfields; i++)
         fprintf(stderr, "crewctl: %s %s\n", err->fields[i].field + 1,
             err->fields[i].message);
@@ -191,6 +194,9 @@ generate_password(void)
 static int
 cmd_tenant_create(int argc, char **argv)
 {
+    static const struct field_spec name_spec = {
+        "name", FIELD_STRING, FIELD_REQUIRED, TENANT_NAME_MAX, 0, 0, NULL
+    };
     static const struct option options[] = {
         { "name", required_argument, NULL, 'n' },
         { "slug", required_argument, NULL, 's' },
@@ -229,8 +235,8 @@ cmd_tenant_create(int argc, char **argv)
 
     error_clear(&err);
     email = xstrdup(email_arg);
-    if (strlen(name) == 0 || strlen(name) > TENANT_NAME_MAX)
-        error_field(&err, "/name", "must be 1 to %d bytes", TENANT_NAME_MAX);
+    /* The same rules as sign-up's. */
+    fields_check_text(&name_spec, name, strlen(name), "/name", &err);
     slug_check(slug, &err);
     email_normalise(email, "/admin-email", &err);
     if (err.status != 0)
@@ -272,7 +278,7 @@ cmd_tenant_create(int argc, char **argv)
     rc = 0;
 
 out:
-    if (rc != 0 && err.status != 0)
+    if (rc != 0 && err.detail[0] != '\0')
         fail(&err);
     if (password != NULL) {
         sodium_memzero(password, strlen(password));
@@ -769,7 +775,13 @@ main(int argc, char **argv)
     int opt;
 
     /* Options of the subcommands are read later: stop at the first word. */
-    while ((opt = getopt(argc, argv, "+c:h")) != -1) {
+    static const struct option options[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+
+    while ((opt = getopt_long(argc, argv, "+c:h", options, NULL)) != -1) {
         switch (opt) {
         case 'c':
             conf_path = optarg;

@@ -101,6 +101,37 @@ is_blank(const char *s, size_t len)
     return true;
 }
 
+int
+fields_check_text(const struct field_spec *spec, const char *s, size_t len,
+    const char *pointer, struct crewd_error *err)
+{
+    size_t chars;
+
+    if (!json_utf8_valid(s, len)) {
+        error_field(err, pointer, "must be valid UTF-8");
+        return -1;
+    }
+    chars = json_utf8_length(s, len);
+    if ((spec->type == FIELD_STRING || spec->min > 0) && chars == 0) {
+        error_field(err, pointer, "must not be empty");
+        return -1;
+    }
+    if (chars > spec->max_chars) {
+        error_field(err, pointer, "must be at most %zu characters",
+            spec->max_chars);
+        return -1;
+    }
+    if (spec->type == FIELD_STRING && has_control_chars(s, len)) {
+        error_field(err, pointer, "must not contain control characters");
+        return -1;
+    }
+    if (spec->type == FIELD_STRING && is_blank(s, len)) {
+        error_field(err, pointer, "must not be blank");
+        return -1;
+    }
+    return 0;
+}
+
 static void
 read_string(struct arena *a, const struct field_spec *spec,
     struct json_object *v, const char *pointer, struct field_value *out,
@@ -108,26 +139,9 @@ read_string(struct arena *a, const struct field_spec *spec,
 {
     const char *s = json_object_get_string(v);
     size_t len = (size_t)json_object_get_string_len(v);
-    size_t chars = json_utf8_length(s, len);
 
-    if ((spec->type == FIELD_STRING || spec->min > 0) && chars == 0) {
-        error_field(err, pointer, "must not be empty");
-        return;
-    }
-    if (chars > spec->max_chars) {
-        error_field(err, pointer, "must be at most %zu characters",
-            spec->max_chars);
-        return;
-    }
-    if (spec->type == FIELD_STRING && has_control_chars(s, len)) {
-        error_field(err, pointer, "must not contain control characters");
-        return;
-    }
-    if (spec->type == FIELD_STRING && is_blank(s, len)) {
-        error_field(err, pointer, "must not be blank");
-        return;
-    }
-    out->text = arena_strndup(a, s, len);
+    if (fields_check_text(spec, s, len, pointer, err) == 0)
+        out->text = arena_strndup(a, s, len);
 }
 
 static void

@@ -72,6 +72,14 @@ int fields_read(struct arena *a, struct json_object *body,
     const struct field_spec *specs, size_t n, bool creating,
     struct field_value *values, struct crewd_error *err);
 
+/*
+ * Checks one FIELD_STRING or FIELD_TEXT value as fields_read does (for
+ * text that arrives another way, such as crewctl's arguments).  Returns
+ * 0, or -1 with a 422 on pointer.
+ */
+int fields_check_text(const struct field_spec *spec, const char *s,
+    size_t len, const char *pointer, struct crewd_error *err);
+
 /* True when no value in values[0..n) is present (an empty PATCH). */
 bool fields_none_present(const struct field_value *values, size_t n);
 
