@@ -572,7 +572,7 @@ check_patched_config(struct request *req, struct field_value *v,
     struct json_object *body)
 {
     const char *params[1] = { req->path_ids[0] };
-    struct json_object *config;
+    struct json_object *config, *patch;
     const char *type;
     PGresult *res;
 
@@ -584,14 +584,22 @@ check_patched_config(struct request *req, struct field_value *v,
             llm_providers_resource.noun);
 
     type = v[F_TYPE].present ? v[F_TYPE].text : db_value(res, 0, 0);
-    if (!json_object_object_get_ex(body, "config", &config)) {
-        if (json_parse(db_value(res, 0, 1), strlen(db_value(res, 0, 1)),
-                &config, &req->err) < 0 || config == NULL) {
-            log_error("stored config of LLM provider %s does not parse",
-                req->path_ids[0]);
-            return request_fail(req, 500, "internal error");
-        }
+    if (json_parse(db_value(res, 0, 1), strlen(db_value(res, 0, 1)),
+            &config, &req->err) < 0 || config == NULL) {
+        log_error("stored config of LLM provider %s does not parse",
+            req->path_ids[0]);
+        return request_fail(req, 500, "internal error");
+    }
+    arena_defer(req->arena, put_json, config);
+
+    /* A config in the body is a merge patch of the stored one. */
+    if (json_object_object_get_ex(body, "config", &patch)) {
+        config = json_merge_patch(config, patch);
         arena_defer(req->arena, put_json, config);
+        v[F_CONFIG].text = fields_object_text(req->arena,
+            &provider_fields[F_CONFIG], config, "/config", &req->err);
+        if (v[F_CONFIG].text == NULL)
+            return -1;
     }
 
     /* An unknown stored type is not the client's doing: check nothing. */

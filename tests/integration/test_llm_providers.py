@@ -735,6 +735,18 @@ class ProviderUpdateTest(ProviderTestCase):
         self.assertEqual(body['config'],
                          {'base_url': 'http://127.0.0.1:11434'})
 
+    def test_patch_merges_config_and_checks_the_result(self):
+        created, _ = self.create(config={'model': 'gpt-4o',
+                                         'temperature': 0.2})
+        body = self.assertJson(self.patch(created['id'], {
+            'config': {'temperature': None, 'max_tokens': 512}}), 200)
+        self.assertEqual(body['config'], {'model': 'gpt-4o',
+                                          'max_tokens': 512})
+        # The merged result is what the type's rules see.
+        self.assertProblem(self.patch(created['id'], {
+            'config': {'base_url': 'http://plain.example.com'}}), 422,
+            fields=['/config/base_url'])
+
     def test_patch_of_type_is_checked_against_the_stored_config(self):
         created, _ = self.create(provider_type='ollama', config={
             'base_url': 'http://localhost:11434'})
@@ -747,9 +759,10 @@ class ProviderUpdateTest(ProviderTestCase):
         body = self.assertJson(self.patch(created['id'], {
             'provider_type': 'openai_compatible'}), 200)
         self.assertEqual(body['provider_type'], 'openai_compatible')
+        # config is a merge patch: the old type's base_url must go.
         body = self.assertJson(self.patch(created['id'], {
             'provider_type': 'azure_openai',
-            'config': {'endpoint': 'https://a.example',
+            'config': {'base_url': None, 'endpoint': 'https://a.example',
                        'deployment': 'd'}}), 200)
         self.assertEqual(body['provider_type'], 'azure_openai')
 
