@@ -108,30 +108,6 @@ const struct resource agents_resource = {
     .explain = explain_agent_refusal,
 };
 
-int
-agents_list(struct request *req)
-{
-    return resource_list(req, &agents_resource);
-}
-
-int
-agents_create(struct request *req)
-{
-    return resource_create(req, &agents_resource);
-}
-
-int
-agents_get(struct request *req)
-{
-    return resource_get(req, &agents_resource);
-}
-
-int
-agents_update(struct request *req)
-{
-    return resource_update(req, &agents_resource);
-}
-
 /*
  * DELETE /agents/{id}[?force=true]: an agent that is a member of a crew
  * is only deleted when forced, and then leaves its crews first.  The

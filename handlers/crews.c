@@ -108,36 +108,6 @@ const struct resource crews_resource = {
     .write = write_crew,
 };
 
-int
-crews_list(struct request *req)
-{
-    return resource_list(req, &crews_resource);
-}
-
-int
-crews_create(struct request *req)
-{
-    return resource_create(req, &crews_resource);
-}
-
-int
-crews_get(struct request *req)
-{
-    return resource_get(req, &crews_resource);
-}
-
-int
-crews_update(struct request *req)
-{
-    return resource_update(req, &crews_resource);
-}
-
-int
-crews_delete(struct request *req)
-{
-    return resource_delete(req, &crews_resource);
-}
-
 /*
  * The membership as a list, {"items": [{"agent_id", "position",
  * "agent"}], "next_cursor": null}, with the crew's ETag (version).

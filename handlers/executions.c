@@ -177,18 +177,6 @@ executions_create(struct request *req)
     return resource_respond(req, &executions_resource, 202, res);
 }
 
-int
-executions_list(struct request *req)
-{
-    return resource_list(req, &executions_resource);
-}
-
-int
-executions_get(struct request *req)
-{
-    return resource_get(req, &executions_resource);
-}
-
 /* A cancel carries no fields: no body, or an empty object. */
 static int
 read_cancel_body(struct request *req)

@@ -174,33 +174,3 @@ const struct resource flows_resource = {
     .validate = validate_flow,
     .explain = explain_flow_refusal,
 };
-
-int
-flows_list(struct request *req)
-{
-    return resource_list(req, &flows_resource);
-}
-
-int
-flows_create(struct request *req)
-{
-    return resource_create(req, &flows_resource);
-}
-
-int
-flows_get(struct request *req)
-{
-    return resource_get(req, &flows_resource);
-}
-
-int
-flows_update(struct request *req)
-{
-    return resource_update(req, &flows_resource);
-}
-
-int
-flows_delete(struct request *req)
-{
-    return resource_delete(req, &flows_resource);
-}

@@ -51,54 +51,29 @@ int tenants_self(struct request *req);
 int auth_login(struct request *req);
 
 /* users.c */
-int users_list(struct request *req);
 int users_create(struct request *req);
-int users_get(struct request *req);
 int users_update(struct request *req);
 int users_delete(struct request *req);
 int users_me(struct request *req);
 
 /* agents.c */
-int agents_list(struct request *req);
-int agents_create(struct request *req);
-int agents_get(struct request *req);
-int agents_update(struct request *req);
 int agents_delete(struct request *req);
 
 /* llm_providers.c */
-int llm_providers_list(struct request *req);
 int llm_providers_create(struct request *req);
-int llm_providers_get(struct request *req);
 int llm_providers_update(struct request *req);
 int llm_providers_delete(struct request *req);
 
 /* crews.c */
-int crews_list(struct request *req);
-int crews_create(struct request *req);
-int crews_get(struct request *req);
-int crews_update(struct request *req);
-int crews_delete(struct request *req);
 int crews_agents_get(struct request *req);
 int crews_agents_put(struct request *req);
 
 /* flows.c */
-int flows_list(struct request *req);
-int flows_create(struct request *req);
-int flows_get(struct request *req);
-int flows_update(struct request *req);
-int flows_delete(struct request *req);
 
 /* executions.c */
 int executions_create(struct request *req);
-int executions_list(struct request *req);
-int executions_get(struct request *req);
 int executions_cancel(struct request *req);
 
 /* tools.c */
-int tools_list(struct request *req);
-int tools_create(struct request *req);
-int tools_get(struct request *req);
-int tools_update(struct request *req);
-int tools_delete(struct request *req);
 
 #endif

@@ -510,18 +510,6 @@ put_json(void *object)
 }
 
 int
-llm_providers_list(struct request *req)
-{
-    return resource_list(req, &llm_providers_resource);
-}
-
-int
-llm_providers_get(struct request *req)
-{
-    return resource_get(req, &llm_providers_resource);
-}
-
-int
 llm_providers_create(struct request *req)
 {
     struct field_value v[NFIELDS];

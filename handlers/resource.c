@@ -5,6 +5,7 @@
 
 #include "log.h"
 #include "resource.h"
+#include "routes.h"
 
 #define RESOURCE_MAX_FILTERS 8
 #define RESOURCE_MAX_PARAMS 40
@@ -448,4 +449,43 @@ resource_delete(struct request *req, const struct resource *r)
     if (request_query_check(req, NULL) < 0 || resource_lock(req, r) < 0)
         return -1;
     return resource_delete_locked(req, r);
+}
+
+/* The resource of the route being served; the table must name one. */
+static const struct resource *
+route_resource(struct request *req)
+{
+    if (req->route == NULL || req->route->resource == NULL)
+        fatal("route %s %s has no resource", req->method, req->path);
+    return req->route->resource;
+}
+
+int
+resource_list_route(struct request *req)
+{
+    return resource_list(req, route_resource(req));
+}
+
+int
+resource_get_route(struct request *req)
+{
+    return resource_get(req, route_resource(req));
+}
+
+int
+resource_create_route(struct request *req)
+{
+    return resource_create(req, route_resource(req));
+}
+
+int
+resource_update_route(struct request *req)
+{
+    return resource_update(req, route_resource(req));
+}
+
+int
+resource_delete_route(struct request *req)
+{
+    return resource_delete(req, route_resource(req));
 }

@@ -66,6 +66,16 @@ struct resource {
     const char *doc_properties;
 };
 
+/*
+ * Handlers for the route table: the five operations on the resource of
+ * the route (req->route->resource), for resources that need nothing more.
+ */
+int resource_list_route(struct request *req);
+int resource_get_route(struct request *req);
+int resource_create_route(struct request *req);
+int resource_update_route(struct request *req);
+int resource_delete_route(struct request *req);
+
 /* GET /collection: filters, ?limit=, ?cursor=. */
 int resource_list(struct request *req, const struct resource *r);
 

@@ -163,33 +163,3 @@ const struct resource tools_resource = {
     .write = write_tool,
     .validate = validate_tool,
 };
-
-int
-tools_list(struct request *req)
-{
-    return resource_list(req, &tools_resource);
-}
-
-int
-tools_create(struct request *req)
-{
-    return resource_create(req, &tools_resource);
-}
-
-int
-tools_get(struct request *req)
-{
-    return resource_get(req, &tools_resource);
-}
-
-int
-tools_update(struct request *req)
-{
-    return resource_update(req, &tools_resource);
-}
-
-int
-tools_delete(struct request *req)
-{
-    return resource_delete(req, &tools_resource);
-}

@@ -221,12 +221,6 @@ may_take_admin_away(const struct field_value *values)
 }
 
 int
-users_list(struct request *req)
-{
-    return resource_list(req, &users_resource);
-}
-
-int
 users_create(struct request *req)
 {
     struct field_value v[USER_NFIELDS];
@@ -236,12 +230,6 @@ users_create(struct request *req)
         hash_password(req, &v[USER_PASSWORD]) < 0)
         return -1;
     return resource_insert(req, &users_resource, v);
-}
-
-int
-users_get(struct request *req)
-{
-    return resource_get(req, &users_resource);
 }
 
 int
