@@ -24,15 +24,25 @@ put_json_object(void *object)
     json_object_put(object);
 }
 
+/*
+ * application/json, or application/merge-patch+json (RFC 7396, for a
+ * PATCH), with at most a charset parameter that says UTF-8, quoted or
+ * not.
+ */
 static bool
 is_json_media_type(const char *content_type)
 {
-    static const char json_type[] = "application/json";
-    size_t n = sizeof(json_type) - 1;
+    static const char *const types[] = {
+        "application/json", "application/merge-patch+json", NULL
+    };
+    size_t n = 0;
 
-    if (strncasecmp(content_type, json_type, n) != 0)
+    for (size_t i = 0; types[i] != NULL && n == 0; i++)
+        if (strncasecmp(content_type, types[i], strlen(types[i])) == 0)
+            n = strlen(types[i]);
+    if (n == 0)
         return false;
-    /* Parameters may follow; only UTF-8 is spoken. */
+
     content_type += n;
     while (*content_type == ' ')
         content_type++;
@@ -43,7 +53,8 @@ is_json_media_type(const char *content_type)
     content_type++;
     while (*content_type == ' ')
         content_type++;
-    return strcasecmp(content_type, "charset=utf-8") == 0;
+    return strcasecmp(content_type, "charset=utf-8") == 0 ||
+        strcasecmp(content_type, "charset=\"utf-8\"") == 0;
 }
 
 int
@@ -208,7 +219,10 @@ visit_check(void *ctx, const char *key, const char *value)
         check->seen |= 1u << i;
         return 0;
     }
-    return request_fail(check->req, 400, "unknown query parameter");
+    request_fail(check->req, 400, "unknown query parameter");
+    error_field(&check->req->err, key, "is not a parameter of this "
+        "endpoint");
+    return -1;
 }
 
 int

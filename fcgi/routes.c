@@ -19,10 +19,10 @@ const struct route routes[] = {
      */
 
     /* platform */
-    { "GET", "/healthz", HOST_ANY, ROLE_NONE,
+    { "GET", "/healthz", HOST_APEX, ROLE_NONE,
       health_live, "liveness: the process serves",
       NULL, &health_live_doc },
-    { "GET", "/readyz", HOST_ANY, ROLE_NONE,
+    { "GET", "/readyz", HOST_APEX, ROLE_NONE,
       health_ready, "readiness: PostgreSQL answers",
       NULL, &health_ready_doc },
     { "POST", "/api/v1/tenants", HOST_APEX, ROLE_NONE,

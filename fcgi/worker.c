@@ -184,20 +184,25 @@ authenticate(struct request *req)
 }
 
 /*
- * Inside the tenant's transaction: the token's user must still exist and
- * be active, and its role now (not when the token was issued) decides.
- * A suspended or demoted user loses access at once, not at expiry.
+ * Inside the tenant's transaction: the token's user must still exist, be
+ * active and have the token version the token was issued under (a
+ * password reset or a suspension moves it), and its role now (not when
+ * the token was issued) decides.  Access ends at once, not at expiry.
  */
 static int
 authorise(struct request *req)
 {
     static const char sql[] =
         "SELECT role FROM public.users"
-        " WHERE id = $1 AND tenant_id = $2 AND is_active";
-    const char *params[2] = { req->auth.user_id, req->tenant->id };
+        " WHERE id = $1 AND tenant_id = $2 AND is_active"
+        " AND token_version = $3";
+    char version[24];
+    const char *params[3] = { req->auth.user_id, req->tenant->id, version };
     PGresult *res;
 
-    res = db_exec(req->db, req->arena, &req->err, sql, 2, params);
+    snprintf(version, sizeof(version), "%lld",
+        (long long)req->auth.version);
+    res = db_exec(req->db, req->arena, &req->err, sql, 3, params);
     if (res == NULL)
         return -1;
     if (PQntuples(res) == 0) {
@@ -279,7 +284,8 @@ dispatch(struct request *req)
         return;
     }
 
-    if (req->route->host == HOST_TENANT) {
+    /* On a tenant's host the tenant must exist, whatever the route. */
+    if (host == HOST_TENANT) {
         run_tenant_route(req);
         return;
     }

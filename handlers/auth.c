@@ -16,7 +16,8 @@
 #include "password.h"
 
 static const char SQL_LOGIN_USER[] =
-    "SELECT id, password_hash, role, is_active FROM public.users"
+    "SELECT id, password_hash, role, is_active, token_version"
+    " FROM public.users"
     " WHERE tenant_id = $1 AND email = $2";
 
 static const struct field_spec login_fields[] = {
@@ -71,6 +72,7 @@ auth_login(struct request *req)
     snprintf(claims.user_id, sizeof(claims.user_id), "%s",
         db_value(res, 0, 0));
     claims.role = role_parse(db_value(res, 0, 2));
+    claims.version = atoll(db_value(res, 0, 4));
     token = token_issue(req->conf, req->secret, &claims, time(NULL),
         &req->err);
     if (token == NULL)

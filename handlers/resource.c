@@ -374,8 +374,17 @@ merge_objects(struct request *req, const struct resource *r,
         const char *stored = db_value(res, 0, k);
         struct json_object *current = NULL, *result;
 
+        /*
+         * Our own parser keeps every number's text: json-c's would clamp
+         * an integer past 64 bits that the patch never touched.
+         */
         if (stored != NULL) {
-            current = json_tokener_parse(stored);
+            if (json_parse(stored, strlen(stored), &current,
+                    &req->err) < 0) {
+                log_error("stored %s of %s %s does not parse",
+                    r->fields[i].name, r->noun, req->path_ids[0]);
+                return request_fail(req, 500, "internal error");
+            }
             arena_defer(req->arena, put_json, current);
         }
         result = json_merge_patch(current, v[i].json);

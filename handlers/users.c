@@ -34,6 +34,11 @@
     "id, tenant_id, email, full_name, role, is_active, created_at, " \
     "updated_at, " SQL_ETAG
 
+/* Every token of the user stops working (see users_update). */
+static const char SQL_USER_RETIRE_TOKENS[] =
+    "UPDATE public.users SET token_version = token_version + 1"
+    " WHERE id = $1 AND tenant_id = $2";
+
 /*
  * The tenant's active admins, locked in id order.  Every request that
  * may take an admin away takes these locks first (and only then the
@@ -264,6 +269,15 @@ users_update(struct request *req)
 
     /* Only now, for a row that exists and matched If-Match. */
     if (hash_password(req, &v[USER_PASSWORD]) < 0)
+        return -1;
+
+    /*
+     * A new password or a suspension retires every token the user holds
+     * (the "ver" claim must match token_version).  Same transaction.
+     */
+    if ((v[USER_PASSWORD].present || suspends) &&
+        db_run(req->db, &req->err, SQL_USER_RETIRE_TOKENS, 2,
+            (const char *[]) { req->path_ids[0], req->tenant->id }) < 0)
         return -1;
     return resource_apply(req, &users_resource, v);
 }

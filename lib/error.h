@@ -16,8 +16,8 @@
 
 #define ERROR_DETAIL_MAX 256
 #define ERROR_FIELDS_MAX 16
-#define ERROR_FIELD_NAME_MAX 128
-#define ERROR_FIELD_MESSAGE_MAX 160
+#define ERROR_FIELD_NAME_MAX 320
+#define ERROR_FIELD_MESSAGE_MAX 320
 
 struct field_error {
     char field[ERROR_FIELD_NAME_MAX];

@@ -244,6 +244,8 @@ token_issue(const struct crewd_conf *conf,
     if (rc == 0)
         rc = jwt_add_grant(jwt, "role", role_name(claims->role));
     if (rc == 0)
+        rc = jwt_add_grant_int(jwt, "ver", (long)claims->version);
+    if (rc == 0)
         rc = jwt_add_grant_int(jwt, "iat", iat);
     if (rc == 0)
         rc = jwt_add_grant_int(jwt, "exp", exp);
@@ -570,6 +572,9 @@ check_claims(struct json_object *payload, const struct crewd_conf *conf,
     if (!string_member(payload, "role", &s, &len) || strlen(s) != len ||
         (out->role = role_parse(s)) == ROLE_NONE)
         return "unknown role";
+
+    if (!int_member(payload, "ver", &out->version) || out->version < 0)
+        return "ver missing or not a non-negative integer";
 
     return check_times(payload, conf->token_lifetime, now,
         &out->issued_at, &out->expires_at);

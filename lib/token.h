@@ -3,7 +3,9 @@
  * least 256 bits read from a file, checked as RFC 8725 asks.
  *
  * Claims: iss (configured issuer), aud (the tenant's id), sub (the user's
- * id), role, iat, exp (and jti).  Verification pins the algorithm (the
+ * id), role, iat, exp, ver (the user's token version: a password reset or
+ * a suspension moves it, which retires every token issued before) and
+ * jti.  Verification pins the algorithm (the
  * header must say HS256; "none" and every other algorithm are refused
  * before any key is used), compares the signature in constant time, and
  * requires iss, aud, sub, role, iat and exp with the right types: exp an
@@ -60,6 +62,7 @@ struct token_claims {
     enum role role;
     int64_t issued_at;      /* iat */
     int64_t expires_at;     /* exp */
+    int64_t version;        /* ver: the user's token_version at issue */
 };
 
 /*

@@ -691,6 +691,29 @@ class SuspensionTest(UserTestCase):
             with self.subTest(path=path):
                 self.assertProblem(self.call('GET', path, token=token), 401)
 
+    def test_a_password_reset_retires_every_token_of_the_user(self):
+        created, _, password = self.create(role='member')
+        old = self.token_of(created['email'], password)
+        self.assertJson(self.call('GET', '/api/v1/agents', token=old), 200)
+
+        self.assertJson(self.call('PATCH', '/api/v1/users/' + created['id'],
+                                  json={'password': 'a-new-password-42'}),
+                        200)
+        self.assertProblem(self.call('GET', '/api/v1/agents', token=old),
+                           401)
+        new = self.token_of(created['email'], 'a-new-password-42')
+        self.assertJson(self.call('GET', '/api/v1/agents', token=new), 200)
+
+    def test_a_token_from_before_a_suspension_stays_dead_after_it(self):
+        created, _, password = self.create(role='member')
+        old = self.token_of(created['email'], password)
+        for active in (False, True):
+            self.assertJson(self.call(
+                'PATCH', '/api/v1/users/' + created['id'],
+                json={'is_active': active}), 200)
+        self.assertProblem(self.call('GET', '/api/v1/agents', token=old),
+                           401)
+
     def test_reactivated_user_can_log_in_again(self):
         created, _, password = self.create(is_active=False)
         self.assertProblem(self.login(created['email'], password), 401)

@@ -118,7 +118,9 @@ test_tenant_routes_are_not_served_on_the_apex(void)
     CU_ASSERT_EQUAL(match("POST", "/api/v1/tenants", HOST_TENANT, &found),
         ROUTE_WRONG_HOST);
     CU_ASSERT_EQUAL(match("GET", "/healthz", HOST_TENANT, &found),
-        ROUTE_FOUND);
+        ROUTE_WRONG_HOST);
+    CU_ASSERT_EQUAL(match("GET", "/api/v1/openapi.json", HOST_TENANT,
+        &found), ROUTE_FOUND);
 }
 
 static void

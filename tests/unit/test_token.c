@@ -74,7 +74,7 @@ enum forge_alg {
 struct forge {
     const char *header;
     const char *extra;          /* "name":value put first, or NULL */
-    const char *iss, *aud, *sub, *role, *iat, *exp, *nbf;
+    const char *iss, *aud, *sub, *role, *iat, *exp, *nbf, *ver;
     const char *payload;        /* replaces the claims when set */
     size_t payload_len;         /* of payload; 0: strlen */
     enum forge_alg alg;
@@ -96,6 +96,7 @@ good_forge(void)
         .role = "\"member\"",
         .iat = num(NOW),
         .exp = num(NOW + 600),
+        .ver = "0",
         .alg = FORGE_HS256,
         .key = secret.key,
         .key_len = secret.len,
@@ -152,6 +153,7 @@ forge(const struct forge *f)
     add_member(claims, sizeof(claims), "iat", f->iat);
     add_member(claims, sizeof(claims), "exp", f->exp);
     add_member(claims, sizeof(claims), "nbf", f->nbf);
+    add_member(claims, sizeof(claims), "ver", f->ver);
     CU_ASSERT_FATAL(strlen(claims) + 2 < sizeof(claims));
     strcat(claims, "}");
     payload_len = strlen(claims);
@@ -366,7 +368,9 @@ test_issued_token_has_hs256_header_and_all_claims(void)
         uuid_parse(json_object_get_string(v),
             (size_t)json_object_get_string_len(v), jti) &&
         strcmp(jti, json_object_get_string(v)) == 0);
-    CU_ASSERT_EQUAL(json_object_object_length(payload), 7);
+    CU_ASSERT(json_object_object_get_ex(payload, "ver", &v) &&
+        json_object_is_type(v, json_type_int));
+    CU_ASSERT_EQUAL(json_object_object_length(payload), 8);
     json_object_put(payload);
     free(token);
 }
@@ -611,6 +615,43 @@ test_missing_exp_refused(void)
     f = good_forge();
     f.exp = NULL;
     CU_ASSERT(refused(forge(&f)));
+}
+
+static void
+test_missing_version_refused(void)
+{
+    struct forge f;
+
+    setup();
+    f = good_forge();
+    f.ver = NULL;
+    CU_ASSERT(refused(forge(&f)));
+}
+
+static void
+test_version_as_string_refused(void)
+{
+    struct forge f;
+
+    setup();
+    f = good_forge();
+    f.ver = "\"0\"";
+    CU_ASSERT(refused(forge(&f)));
+}
+
+static void
+test_version_is_read(void)
+{
+    struct token_claims claims;
+    struct forge f;
+
+    setup();
+    f = good_forge();
+    f.ver = "7";
+    error_clear(&err);
+    CU_ASSERT_EQUAL(token_verify(&conf, &secret, forge(&f), TENANT, NOW,
+        &claims, &err), 0);
+    CU_ASSERT_EQUAL(claims.version, 7);
 }
 
 static void
@@ -1691,6 +1732,10 @@ register_token_tests(void)
     unit_test(s, "exp as null refused", test_exp_as_null_refused);
     unit_test(s, "missing exp refused", test_missing_exp_refused);
     unit_test(s, "missing iat refused", test_missing_iat_refused);
+    unit_test(s, "missing version refused", test_missing_version_refused);
+    unit_test(s, "version as a string refused",
+        test_version_as_string_refused);
+    unit_test(s, "version is read", test_version_is_read);
     unit_test(s, "iat as string refused", test_iat_as_string_refused);
     unit_test(s, "far-future exp refused", test_far_future_exp_refused);
     unit_test(s, "huge exp refused", test_huge_exp_refused);
