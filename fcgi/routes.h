@@ -30,6 +30,7 @@ struct route_doc {
     const char *request_schema;     /* the body; NULL: none */
     const char *response_schema;    /* NULL: no body */
     const char *const *query;       /* query parameters, NULL-terminated */
+    const int *errors;              /* statuses besides the usual, 0-ended */
 };
 
 struct route {

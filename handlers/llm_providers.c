@@ -188,6 +188,8 @@ const struct resource llm_providers_resource = {
     .created_at_column = 8,
     .filters = provider_filters,
     .nfilters = sizeof(provider_filters) / sizeof(provider_filters[0]),
+    .fields = provider_fields,
+    .nfields = NFIELDS,
     .write = write_provider,
     .doc_properties = "\"has_credentials\":{\"type\":\"boolean\"}",
 };

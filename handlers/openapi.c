@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "handlers.h"
@@ -163,6 +164,8 @@ request_schema(struct json_writer *w, const struct resource *r,
     jw_key(w, "properties");
     jw_object_open(w);
     for (size_t i = 0; i < r->nfields; i++) {
+        if (!creating && (r->fields[i].flags & FIELD_CREATE_ONLY))
+            continue;
         jw_key(w, r->fields[i].name);
         field_schema(w, &r->fields[i], true);
         any_required |= (r->fields[i].flags & FIELD_REQUIRED) != 0;
@@ -389,7 +392,7 @@ error_responses(struct json_writer *w, const struct route *r,
 {
     bool writes = strcmp(r->method, "GET") != 0;
     bool body = has_body(r, kind);
-    int codes[16];
+    int codes[24];
     int n = 0;
 
     codes[n++] = 400;
@@ -411,6 +414,9 @@ error_responses(struct json_writer *w, const struct route *r,
     }
     if (writes && r->role == ROLE_NONE)
         codes[n++] = 429;
+    if (r->doc != NULL && r->doc->errors != NULL)
+        for (const int *e = r->doc->errors; *e != 0 && n < 22; e++)
+            codes[n++] = *e;
     codes[n++] = 503;
 
     for (int i = 0; i < n; i++) {
@@ -599,8 +605,17 @@ openapi_get(struct request *req)
 
     if (request_query_check(req, NULL) < 0)
         return -1;
-    if (document.len == 0)
-        openapi_write(&document, req->conf->base_domain);
+
+    /* Hosts as clients reach them: with nginx's port unless it is 443. */
+    if (document.len == 0) {
+        char base[300];
+
+        snprintf(base, sizeof(base), "%s%s%s", req->conf->base_domain,
+            req->server_port[0] != '\0' &&
+            strcmp(req->server_port, "443") != 0 ? ":" : "",
+            strcmp(req->server_port, "443") != 0 ? req->server_port : "");
+        openapi_write(&document, base);
+    }
 
     response_json(req, 200);
     buf_append(req->body_out, document.data, document.len);

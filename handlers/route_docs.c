@@ -17,58 +17,62 @@
 #define TIME_SCHEMA "{\"type\":\"string\",\"format\":\"date-time\"}"
 
 const struct route_doc health_live_doc = {
-    200, NULL,
-    "{\"type\":\"object\",\"properties\":{\"status\":" STRING "}}",
-    NULL,
+    .status = 200,
+    .response_schema =
+        "{\"type\":\"object\",\"properties\":{\"status\":" STRING "}}",
 };
 
 const struct route_doc health_ready_doc = {
-    200, NULL,
-    "{\"type\":\"object\",\"properties\":{\"status\":"
-    "{\"enum\":[\"ready\",\"unavailable\"]},\"postgresql\":"
-    "{\"enum\":[\"up\",\"down\"]},\"mongodb\":" STRING "}}",
-    NULL,
+    .status = 200,
+    .response_schema = "{\"type\":\"object\",\"properties\":{\"status\":"
+        "{\"enum\":[\"ready\",\"unavailable\"]},\"postgresql\":"
+        "{\"enum\":[\"up\",\"down\"]},\"mongodb\":" STRING "}}",
 };
 
 #define TENANT_PROPERTIES \
     "\"id\":" UUID_SCHEMA ",\"name\":" STRING ",\"slug\":" STRING \
     ",\"is_active\":{\"type\":\"boolean\"},\"created_at\":" TIME_SCHEMA
 
+static const int signup_errors[] = { 403, 409, 0 };
+static const int login_errors[] = { 401, 0 };
+
 const struct route_doc tenants_create_doc = {
-    201,
-    "{\"type\":\"object\",\"additionalProperties\":false,"
-    "\"required\":[\"name\",\"slug\",\"admin_email\",\"admin_password\"],"
-    "\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":255},"
-    "\"slug\":{\"type\":\"string\","
-    "\"pattern\":\"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$\"},"
-    "\"admin_email\":{\"type\":\"string\",\"format\":\"email\"},"
-    "\"admin_password\":{\"type\":\"string\",\"writeOnly\":true}}}",
-    "{\"type\":\"object\",\"properties\":{" TENANT_PROPERTIES "}}",
-    NULL,
+    .status = 201,
+    .request_schema = "{\"type\":\"object\",\"additionalProperties\":false,"
+        "\"required\":[\"name\",\"slug\",\"admin_email\",\"admin_password\"],"
+        "\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":255},"
+        "\"slug\":{\"type\":\"string\","
+        "\"pattern\":\"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$\"},"
+        "\"admin_email\":{\"type\":\"string\",\"format\":\"email\"},"
+        "\"admin_password\":{\"type\":\"string\",\"writeOnly\":true}}}",
+    .response_schema =
+        "{\"type\":\"object\",\"properties\":{" TENANT_PROPERTIES "}}",
+    .errors = signup_errors,
 };
 
 const struct route_doc tenants_self_doc = {
-    200, NULL,
-    "{\"type\":\"object\",\"properties\":{" TENANT_PROPERTIES
-    ",\"updated_at\":" TIME_SCHEMA "}}",
-    NULL,
+    .status = 200,
+    .response_schema = "{\"type\":\"object\",\"properties\":{" TENANT_PROPERTIES
+        ",\"updated_at\":" TIME_SCHEMA "}}",
 };
 
 const struct route_doc auth_login_doc = {
-    200,
-    "{\"type\":\"object\",\"additionalProperties\":false,"
-    "\"required\":[\"email\",\"password\"],\"properties\":{"
-    "\"email\":" STRING ",\"password\":{\"type\":\"string\","
-    "\"writeOnly\":true}}}",
-    "{\"type\":\"object\",\"required\":[\"access_token\",\"token_type\","
-    "\"expires_in\"],\"properties\":{\"access_token\":" STRING ","
-    "\"token_type\":{\"const\":\"Bearer\"},\"expires_in\":"
-    "{\"type\":\"integer\"}}}",
-    NULL,
+    .status = 200,
+    .request_schema = "{\"type\":\"object\",\"additionalProperties\":false,"
+        "\"required\":[\"email\",\"password\"],\"properties\":{"
+        "\"email\":" STRING ",\"password\":{\"type\":\"string\","
+        "\"writeOnly\":true}}}",
+    .response_schema =
+        "{\"type\":\"object\",\"required\":[\"access_token\",\"token_type\","
+        "\"expires_in\"],\"properties\":{\"access_token\":" STRING ","
+        "\"token_type\":{\"const\":\"Bearer\"},\"expires_in\":"
+        "{\"type\":\"integer\"}}}",
+    .errors = login_errors,
 };
 
 const struct route_doc users_me_doc = {
-    200, NULL, REF("User"), NULL,
+    .status = 200,
+    .response_schema = REF("User"),
 };
 
 #define MEMBERSHIP \
@@ -84,31 +88,40 @@ const struct route_doc users_me_doc = {
     REF("Agent") "}}},\"next_cursor\":{\"type\":\"null\"}}}"
 
 const struct route_doc crews_agents_get_doc = {
-    200, NULL, MEMBERS_PAGE, NULL,
+    .status = 200,
+    .response_schema = MEMBERS_PAGE,
 };
 
 const struct route_doc crews_agents_put_doc = {
-    200, MEMBERSHIP, MEMBERS_PAGE, NULL,
+    .status = 200,
+    .request_schema = MEMBERSHIP,
+    .response_schema = MEMBERS_PAGE,
 };
 
 const struct route_doc executions_run_doc = {
-    202,
-    "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":"
-    "{\"inputs\":{\"type\":\"object\"}}}",
-    REF("Execution"),
-    NULL,
+    .status = 202,
+    .request_schema =
+        "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":"
+        "{\"inputs\":{\"type\":\"object\"}}}",
+    .response_schema = REF("Execution"),
 };
 
+/* A cancel takes no body, or an empty object. */
 const struct route_doc executions_cancel_doc = {
-    200, NULL, REF("Execution"), NULL,
+    .status = 200,
+    .request_schema = "{\"type\":\"object\",\"maxProperties\":0}",
+    .response_schema = REF("Execution"),
 };
 
+/* ?force=true also takes the agent out of its crews. */
 static const char *const force_query[] = { "force", NULL };
 
 const struct route_doc agents_delete_doc = {
-    204, NULL, NULL, force_query,
+    .status = 204,
+    .query = force_query,
 };
 
 const struct route_doc openapi_doc = {
-    200, NULL, "{\"type\":\"object\"}", NULL,
+    .status = 200,
+    .response_schema = "{\"type\":\"object\"}",
 };

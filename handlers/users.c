@@ -70,8 +70,8 @@ enum {
  * (bytes, not characters), answered with a 400 by validate_user.
  */
 static const struct field_spec user_fields[USER_NFIELDS] = {
-    [USER_EMAIL] = { "email", FIELD_STRING, FIELD_REQUIRED, 254, 0, 0,
-        NULL },
+    [USER_EMAIL] = { "email", FIELD_STRING,
+        FIELD_REQUIRED | FIELD_CREATE_ONLY, 254, 0, 0, NULL },
     [USER_PASSWORD] = { "password", FIELD_TEXT,
         FIELD_REQUIRED | FIELD_WRITE_ONLY, SIZE_MAX, 0,
         0, NULL },

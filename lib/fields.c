@@ -262,6 +262,10 @@ fields_read(struct arena *a, struct json_object *body,
         }
 
         values[i].present = true;
+        if (!creating && (spec->flags & FIELD_CREATE_ONLY)) {
+            error_field(err, pointer, "cannot be changed");
+            continue;
+        }
         if (v == NULL) {
             if (spec->flags & FIELD_NULLABLE)
                 values[i].is_null = true;

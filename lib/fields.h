@@ -38,6 +38,7 @@ enum field_type {
 #define FIELD_REQUIRED 0x1     /* must be present on create */
 #define FIELD_NULLABLE 0x2     /* JSON null is allowed */
 #define FIELD_WRITE_ONLY 0x4   /* accepted, never shown (a password) */
+#define FIELD_CREATE_ONLY 0x8  /* set on create, never changed after */
 
 struct field_spec {
     const char *name;

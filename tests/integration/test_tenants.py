@@ -351,8 +351,14 @@ class OpenApiTest(TenantTestCase):
         self.assertEqual(doc['openapi'], '3.1.0')
         self.assertIn('post', doc['paths']['/api/v1/agents'])
         self.assertIn('put', doc['paths']['/api/v1/crews/{id}/agents'])
+        # Hosts as a client reaches them, port included.
         self.assertEqual(doc['paths']['/api/v1/tenants']['servers'][0]['url'],
-                         'https://localhost')
+                         'https://localhost:%d' % self.stack.https_port)
+
+    def test_the_document_is_not_served_for_an_unknown_tenant(self):
+        resp = self.stack.request('GET', '/api/v1/openapi.json',
+                                  host='no-such-tenant')
+        self.assertProblem(resp, 404)
 
 
 if __name__ == '__main__':
