@@ -40,6 +40,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -47,6 +48,7 @@
 #include <sodium.h>
 
 #include "handlers.h"
+#include "jsonptr.h"
 #include "log.h"
 #include "resource.h"
 #include "seal.h"
@@ -351,6 +353,74 @@ check_url_member(struct request *req, const struct type_rules *rules,
  * only ever built from the names of the lists above, never from a name
  * the client sent.
  */
+/*
+ * True when a config member's name says it holds a secret: one of the
+ * names above, or (in any case, '-' read as '_') a name that ends in
+ * _key, _secret, _token or _password, or contains secret, password,
+ * apikey, api_key or authorization.  "max_tokens" stays allowed.
+ */
+static bool
+looks_secret(const char *name)
+{
+    static const char *const endings[] = {
+        "_key", "_secret", "_token", "_password", NULL
+    };
+    static const char *const inside[] = {
+        "secret", "password", "apikey", "api_key", "authorization", NULL
+    };
+    char folded[128];
+    size_t len = strlen(name);
+
+    if (len >= sizeof(folded))
+        len = sizeof(folded) - 1;
+    for (size_t i = 0; i < len; i++)
+        folded[i] = name[i] == '-' ? '_' : (char)tolower((unsigned char)
+            name[i]);
+    folded[len] = '\0';
+
+    for (size_t i = 0; config_secret_names[i] != NULL; i++)
+        if (strcmp(folded, config_secret_names[i]) == 0)
+            return true;
+    for (size_t i = 0; endings[i] != NULL; i++) {
+        size_t n = strlen(endings[i]);
+
+        if (len >= n && strcmp(folded + len - n, endings[i]) == 0)
+            return true;
+    }
+    for (size_t i = 0; inside[i] != NULL; i++)
+        if (strstr(folded, inside[i]) != NULL)
+            return true;
+    return false;
+}
+
+/*
+ * Secrets belong in credentials, sealed and never shown; config is shown
+ * to every viewer.  Nested objects (headers, say) are searched too.
+ */
+static void
+refuse_secrets(struct request *req, struct json_object *value,
+    const char *pointer)
+{
+    if (json_object_is_type(value, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(value); i++)
+            refuse_secrets(req, json_object_array_get_idx(value, i),
+                jsonptr_index(req->arena, pointer, i));
+        return;
+    }
+    if (!json_object_is_type(value, json_type_object))
+        return;
+
+    json_object_object_foreach(value, name, member) {
+        char *at = jsonptr_key(req->arena, pointer, name);
+
+        if (looks_secret(name))
+            error_field(&req->err, at, "secrets belong in credentials, "
+                "which are stored encrypted and never shown");
+        else
+            refuse_secrets(req, member, at);
+    }
+}
+
 static void
 check_config(struct request *req, const char *type,
     struct json_object *config)
@@ -393,15 +463,7 @@ check_config(struct request *req, const char *type,
                 "characters", CONFIG_STRING_MAX);
     }
 
-    /* Any case: the name shown is then one of ours, in the client's case. */
-    json_object_object_foreach(config, name, value) {
-        (void)value;
-        for (size_t i = 0; config_secret_names[i] != NULL; i++)
-            if (strcasecmp(name, config_secret_names[i]) == 0)
-                error_field(&req->err, arena_printf(req->arena,
-                    "/config/%s", name), "secrets belong in credentials, "
-                    "which are stored encrypted and never shown");
-    }
+    refuse_secrets(req, config, "/config");
 }
 
 static bool

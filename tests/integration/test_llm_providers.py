@@ -482,6 +482,17 @@ class ProviderConfigTest(ProviderTestCase):
                 self.assertProblem(resp, 422, fields=['/config/' + name])
                 self.assertNotIn(MARK, resp.text)
 
+    def test_secrets_hidden_in_config_are_found_too(self):
+        resp = self.call('POST', COLLECTION, json=provider_body(config={
+            'headers': {'Authorization': 'Bearer ' + secret()},
+            'x-api-key': secret(), 'openai_api_key': secret(),
+            'api_token': secret(), 'extra': [{'db_password': secret()}]}))
+        self.assertProblem(resp, 422, fields=[
+            '/config/headers/Authorization', '/config/x-api-key',
+            '/config/openai_api_key', '/config/api_token',
+            '/config/extra/0/db_password'])
+        self.assertNotIn(MARK, resp.text)
+
     def test_other_config_members_are_kept_as_given(self):
         config = {'temperature': 0.7, 'max_tokens': 1024,
                   'stop': ['\n\n'], 'extra': {'a': None}}
