@@ -5,12 +5,16 @@
 #  1. render-conf refuses bad arguments;
 #  2. the template renders for local development (localhost, 8443/8080,
 #     127.0.0.1), for production (example.com, 443/80, all addresses) and
-#     as a site part, and each result passes "nginx -t";
-#  3. the rendered files say what the contract says (slug regex, 421
-#     default servers, /metrics on the loopback listener only, ...);
+#     as a site part, each with its include files, and each result passes
+#     "nginx -t";
+#  3. the rendered files, includes expanded, say what the contract says
+#     (slug regex, 421 default servers, /metrics on the loopback listener
+#     only, the same limits, headers and error pages in every server, ...);
 #  4. nginx really runs it on free high ports of 127.0.0.1, and curl
-#     checks the answers with no application behind it, then with a small
-#     FastCGI stand-in that echoes the parameters nginx sends (python3).
+#     checks the answers with no application behind it (every error that
+#     nginx makes itself is problem+json with the security headers), then
+#     with a small FastCGI stand-in that echoes the parameters nginx sends
+#     (python3).
 #
 # Automake test: exit 0 pass, 1 fail, 77 skip (no nginx or openssl; a
 # failure instead when CREWD_REQUIRE_INTEGRATION=1).  The last line is
@@ -74,6 +78,10 @@ chmod 0755 "$tmp"
 nginx_pid=
 stub_pid=
 cleanup() {
+    if [ -n "${slow_pid:-}" ]; then
+        kill "$slow_pid" 2>/dev/null
+        wait "$slow_pid" 2>/dev/null
+    fi
     if [ -n "$stub_pid" ]; then
         kill "$stub_pid" 2>/dev/null
         wait "$stub_pid" 2>/dev/null
@@ -141,11 +149,20 @@ refuses "the port 70000" --template "$template" --out "$tmp/bad/x.conf" \
 refuses "the login rate \"10/m\"" --template "$template" \
     --out "$tmp/bad/x.conf" --base-domain example.com --login-rate 10/m \
     --socket "$sock" --cert "$cert" --key "$key" --prefix "$tmp/bad"
+refuses "the sign-up rate \"5 r/m\"" --template "$template" \
+    --out "$tmp/bad/x.conf" --base-domain example.com --signup-rate '5 r/m' \
+    --socket "$sock" --cert "$cert" --key "$key" --prefix "$tmp/bad"
+refuses "the sign-up burst \"-1\"" --template "$template" \
+    --out "$tmp/bad/x.conf" --base-domain example.com --signup-burst -1 \
+    --socket "$sock" --cert "$cert" --key "$key" --prefix "$tmp/bad"
+refuses "--out - without --include-dir" --template "$template" \
+    --out - --base-domain example.com \
+    --socket "$sock" --cert "$cert" --key "$key" --prefix "$tmp/bad"
 refuses "a socket path with a \";\"" --template "$template" \
     --out "$tmp/bad/x.conf" --base-domain example.com \
     --socket "$tmp/run/a;b" --cert "$cert" --key "$key" --prefix "$tmp/bad"
 check "render-conf wrote nothing for refused arguments" \
-    test ! -e "$tmp/bad/x.conf"
+    test ! -e "$tmp/bad/x.conf" -a ! -e "$tmp/bad/x.d"
 
 # ---------------------------------------------------------------------
 # 2. Three renderings.
@@ -174,6 +191,12 @@ rendered site --site --base-domain example.com --https-port 8443 \
 
 check "render-conf made the prefix's logs/ and tmp/" \
     test -d "$tmp/prod/logs" -a -d "$tmp/prod/tmp"
+includes="tls.conf headers.conf fastcgi.conf server.conf"
+for name in dev prod site; do
+    check "$name: the include files are next to the configuration (crewd.d/)" \
+        sh -c 'for f in $2; do test -s "$1/crewd.d/$f" || exit 1; done' \
+        sh "$tmp/$name" "$includes"
+done
 
 # nginx -t opens (binds) the listening sockets.  For the production
 # configuration, which listens on every address, that only happens in a
@@ -249,23 +272,53 @@ EOF
     if [ -n "$isolate" ]; then iso=1; else iso=0; fi
     nginx_t "nginx -t accepts the site part inside a stock http block" "$iso" \
         "$tmp/site" "$tmp/site/nginx.conf"
-    check "the site part has no events, http, pid or temp path line" \
-        sh -c '! grep -Eq "^[[:space:]]*(events|http|pid|user|worker_processes|[a-z_]*_temp_path)[[:space:]{]" "$1"' \
-        sh "$tmp/site/crewd.conf"
+    check "the site part and its include files have no events, http, pid or temp path line" \
+        sh -c '! cat "$1" "$2"/* | grep -Eq "^[[:space:]]*(events|http|pid|user|worker_processes|[a-z_]*_temp_path)[[:space:]{]"' \
+        sh "$tmp/site/crewd.conf" "$tmp/site/crewd.d"
 fi
 
 # ---------------------------------------------------------------------
 # 3. What the rendered files say.
 # ---------------------------------------------------------------------
 
+# expand FILE: FILE with every "include PATH;" replaced by the lines of
+# PATH (recursively), as nginx reads it.
+expand() {
+    awk '
+    function emit(file,    line, t, p) {
+        if (depth_ > 8) { print "expand: includes nested too deep" > "/dev/stderr"; exit 1 }
+        depth_++
+        while ((getline line < file) > 0) {
+            t = line
+            sub(/^[ \t]+/, "", t)
+            if (t ~ /^include[ \t]+[^ \t;]+;$/) {
+                p = t
+                sub(/^include[ \t]+/, "", p)
+                sub(/;$/, "", p)
+                if (system("test -f \"" p "\"") != 0) {
+                    print "expand: missing include " p > "/dev/stderr"
+                    exit 1
+                }
+                emit(p)
+            } else {
+                print line
+            }
+        }
+        close(file)
+        depth_--
+    }
+    BEGIN { emit(ARGV[1]); exit }' "$1"
+}
+
 # One line per server block: its listen sockets and what it contains.
 # Quoted strings (JSON bodies, the regex) are blanked before braces are
-# counted.
+# counted.  Runs on an expanded configuration.
 servers() {
     awk '
     function flag(name) { f[name] = 1 }
     function reset() {
-        split("", f); listen = ""; names = ""; passes = 0
+        split("", f); split("", targets); split("", internal)
+        listen = ""; names = ""; passes = 0; errors = ","
     }
     {
         raw = $0
@@ -288,24 +341,35 @@ servers() {
             if (top && t ~ /^server_name /) {
                 sub(/;$/, "", t); sub(/^server_name /, "", t); names = t
             }
-            if (top && s ~ /^[ \t]*return[ \t]+421[ \t]/) flag("return421")
+            if (s ~ /^[ \t]*return[ \t]+421[ \t]/) flag("return421")
             if (s ~ /^[ \t]*fastcgi_pass[ \t]/) passes++
-            if (top && s ~ /^[ \t]*location[ \t]+=[ \t]*\/metrics[ \t]*\{/) {
-                inmetrics = 1; mdepth = depth + 1
-            } else if (inmetrics && s ~ /fastcgi_pass/) {
-                flag("metrics_pass")
-            } else if (inmetrics && s ~ /return[ \t]+404/) {
-                flag("metrics_404")
+            if (top && s ~ /^[ \t]*location[ \t]/) {
+                loc = t; sub(/[ \t]*\{.*$/, "", loc); sub(/^location[ \t]+/, "", loc)
+                ldepth = depth + 1
+            }
+            if (loc == "= /metrics" && s ~ /fastcgi_pass/) flag("metrics_pass")
+            if (loc == "= /metrics" && s ~ /return[ \t]+404/) flag("metrics_404")
+            if (loc == "= /api/v1/auth/login" && t ~ /^limit_req zone=crewd_login burst=[0-9]+ nodelay;$/) flag("login_limit")
+            if (loc == "= /api/v1/tenants" && t ~ /^limit_req zone=crewd_signup burst=[0-9]+ nodelay;$/) flag("signup_limit")
+            if (loc ~ /^= \/\.crewd-error\/[0-9]+$/ && t == "internal;") internal[substr(loc, 3)] = 1
+            if (top && t ~ /^error_page /) {
+                n = split(t, w, /[ \t;]+/)
+                for (k = 2; k <= n; k++) {
+                    if (w[k] ~ /^[0-9]+$/) errors = errors w[k] ","
+                    else if (w[k] ~ /^\//) targets[w[k]] = 1
+                }
             }
             if (top && t == "server_tokens off;") flag("tokens_off")
             if (top && t == "client_max_body_size        1m;") flag("body_1m")
             if (top && t == "client_body_buffer_size     1m;") flag("buffer_1m")
-            if (top && t == "add_header Strict-Transport-Security \"max-age=31536000; includeSubDomains\" always;") flag("hsts")
+            if (top && t == "client_header_timeout 10s;") flag("header_timeout")
+            if (top && t == "add_header Strict-Transport-Security $crewd_hsts always;") flag("hsts")
             if (top && t == "add_header X-Content-Type-Options \"nosniff\" always;") flag("nosniff")
             if (top && t == "add_header X-Frame-Options \"DENY\" always;") flag("xfo")
             if (top && t == "add_header Referrer-Policy \"no-referrer\" always;") flag("referrer")
             if (top && t == "add_header Content-Security-Policy \"default-src \047none\047; frame-ancestors \047none\047\" always;") flag("csp")
             if (top && t == "add_header X-Request-Id $request_id always;") flag("request_id")
+            if (top && t == "default_type application/problem+json;") flag("problem_type")
             if (top && t == "fastcgi_param TENANT_SLUG $tenant_slug;") flag("slug_param")
             if (top && t == "fastcgi_param TENANT_SLUG \"\";") flag("empty_slug_param")
             if (top && t ~ /^ssl_certificate /) flag("ssl")
@@ -313,26 +377,53 @@ servers() {
         n = gsub(/\{/, "{", s)
         m = gsub(/\}/, "}", s)
         depth += n - m
-        if (inmetrics && depth < mdepth) inmetrics = 0
+        if (loc != "" && depth < ldepth) loc = ""
         if (inserver && depth < sdepth) {
+            missing = 0
+            for (x in targets) if (!(x in internal)) missing++
+            if (missing == 0) flag("error_targets")
             out = "listen=" listen " passes=" passes
             for (k in f) out = out " " k
-            print out " names=" names
+            print out " errors=" errors " names=" names
             inserver = 0
         }
     }' "$1"
 }
 
+# Every "return CODE 'TEXT'" is a problem+json body of that status.
+bodies_match() {
+    awk '
+    /^[ \t]*return[ \t]+[0-9]+[ \t]+\047/ {
+        n++
+        line = $0
+        sub(/^[ \t]*return[ \t]+/, "", line)
+        code = line; sub(/[ \t].*$/, "", code)
+        if (line !~ /^[0-9]+[ \t]+\047\{"type":"about:blank","title":"[^"]+","status":[0-9]+,"detail":"[^"]+"\}\047;$/ ||
+            index(line, "\"status\":" code ",") == 0) {
+            print "#   not problem+json of status " code ": " $0
+            bad = 1
+        }
+    }
+    END { exit bad || n == 0 }' "$1"
+}
+
+# The codes every server block must answer with problem+json.
+nginx_error_codes="400 403 404 405 408 411 413 414 429 494 497 500 501 502 503 504 505"
+
 conf_checks() {
     # conf_checks NAME BASE_REGEX HTTPS_PORT HTTP_PORT METRICS_PORT LOOPBACK_ONLY
     name=$1 base_re=$2 hp=$3 pp=$4 mp=$5 loopback=$6
-    conf=$tmp/$name/crewd.conf
-    [ -f "$conf" ] || return
+    [ -f "$tmp/$name/crewd.conf" ] || return
+    if ! expand "$tmp/$name/crewd.conf" >"$tmp/$name/expanded.conf"; then
+        bad "$name: the includes can be expanded"
+        return
+    fi
+    conf=$tmp/$name/expanded.conf
     servers "$conf" >"$tmp/$name/servers"
     sed 's/^/#   /' "$tmp/$name/servers"
 
-    check "$name: no placeholder is left" \
-        sh -c '! grep -n "@[A-Z][A-Z_]*@" "$1"' sh "$conf"
+    check "$name: no placeholder is left (includes too)" \
+        sh -c '! grep -n "@[A-Z][A-Z_]*@" "$1" "$2"/*' sh "$tmp/$name/crewd.conf" "$tmp/$name/crewd.d"
 
     slug_line="server_name \"~^$slug_re\\.$base_re\$\";"
     want_regex=$(sed 's/^[[:space:]]*//' "$conf" | grep -c '^server_name .*~')
@@ -364,14 +455,27 @@ conf_checks() {
 
     all=$(wc -l <"$tmp/$name/servers")
     check "$name: six server blocks" test "$all" = 6
-    for fl in tokens_off body_1m buffer_1m request_id; do
+    for fl in tokens_off body_1m buffer_1m header_timeout hsts nosniff xfo \
+        referrer csp request_id problem_type error_targets; do
         n=$(grep -c " $fl" "$tmp/$name/servers")
         check "$name: every server block has $fl" test "$n" = "$all"
     done
-    for fl in hsts nosniff xfo referrer csp; do
-        n=$(grep " ssl" "$tmp/$name/servers" | grep -c " $fl")
-        check "$name: every HTTPS server block sends $fl (always)" test "$n" = 3
+    check "$name: Strict-Transport-Security is sent over HTTPS only (map \$https)" \
+        sh -c 'tr -s " \t" "  " <"$1" | tr "\n" "\001" |
+               grep -Fq "map \$https \$crewd_hsts {$(printf "\001") on \"max-age=31536000; includeSubDomains\";$(printf "\001") default \"\";$(printf "\001") }"' \
+        sh "$conf"
+    for code in $nginx_error_codes; do
+        n=$(grep -c " errors=[0-9,]*,$code," "$tmp/$name/servers")
+        check "$name: every server block has an error page for $code" test "$n" = "$all"
     done
+    check "$name: every body nginx returns is problem+json of its own status" \
+        bodies_match "$conf"
+    check "$name: the 429 and 503 error pages have Retry-After and all the headers" \
+        sh -c 'for c in 429 503; do
+                   sed -n "/location = \/\.crewd-error\/$c {/,/^[[:space:]]*}/p" "$1" >"$1.$c"
+                   grep -q "add_header Retry-After [0-9][0-9]* always;" "$1.$c" &&
+                   test "$(grep -c "^[[:space:]]*add_header " "$1.$c")" -ge 7 || exit 1
+               done' sh "$conf"
     check "$name: the tenant server passes the captured slug" \
         sh -c 'grep " names=\"~" "$1" | grep " ssl" | grep -q " slug_param"' sh "$tmp/$name/servers"
     check "$name: the apex and metrics servers pass TENANT_SLUG \"\"" \
@@ -389,12 +493,17 @@ conf_checks() {
             sh -c 'test "$(grep -c "listen 127\.0\.0\.1:" "$1")" = 1' sh "$conf"
     fi
     if [ "$hp" = 443 ]; then suffix=; else suffix=":$hp"; fi
-    check "$name: plain HTTP redirects with 301 to https://\$host$suffix\$request_uri" \
-        grep -Fq "return 301 https://\$host$suffix\$request_uri;" "$conf"
+    check "$name: plain HTTP redirects with 308 to https://\$host$suffix\$request_uri" \
+        grep -Fq "return 308 https://\$host$suffix\$request_uri;" "$conf"
     check "$name: login is rate limited with status 429" \
         sh -c 'grep -Eq "limit_req_zone \\\$binary_remote_addr zone=crewd_login:10m rate=[0-9]+r/[sm];" "$1" &&
-               grep -Eq "limit_req zone=crewd_login burst=[0-9]+ nodelay;" "$1" &&
-               grep -q "limit_req_status 429;" "$1"' sh "$conf"
+               grep " names=\"~" "$2" | grep " ssl" | grep -q " login_limit" &&
+               grep -q "limit_req_status 429;" "$1"' sh "$conf" "$tmp/$name/servers"
+    check "$name: sign-up on the apex is rate limited with status 429" \
+        sh -c 'grep -Eq "limit_req_zone \\\$binary_remote_addr zone=crewd_signup:10m rate=[0-9]+r/[sm];" "$1" &&
+               grep " names=$3\$" "$2" | grep -q " signup_limit" &&
+               test "$(grep -c " signup_limit" "$2")" = 1' \
+        sh "$conf" "$tmp/$name/servers" "$(printf '%s' "$base_re" | sed 's/\\//g')"
     if [ "$(id -u)" = 0 ]; then
         check "$name: rendered as root, it names the workers' user" \
             grep -Eq '^user [a-z_][a-z0-9_-]* [a-z_][a-z0-9_-]*;$' "$conf"
@@ -407,8 +516,10 @@ conf_checks() {
 conf_checks dev 'localhost' 8443 8080 9180 1
 conf_checks prod 'example\.com' 443 80 9180 0
 if [ -f "$tmp/prod/crewd.conf" ]; then
-    check "prod: production defaults (10r/m, burst 5)" \
-        sh -c 'grep -q "rate=10r/m;" "$1" && grep -q "burst=5 nodelay;" "$1"' sh "$tmp/prod/crewd.conf"
+    check "prod: production defaults for login (10r/m, burst 5)" \
+        sh -c 'grep -q "zone=crewd_login:10m rate=10r/m;" "$1" && grep -q "zone=crewd_login burst=5 nodelay;" "$1"' sh "$tmp/prod/crewd.conf"
+    check "prod: production defaults for sign-up (5r/m, burst 5)" \
+        sh -c 'grep -q "zone=crewd_signup:10m rate=5r/m;" "$1" && grep -q "zone=crewd_signup burst=5 nodelay;" "$1"' sh "$tmp/prod/crewd.conf"
 fi
 
 # ---------------------------------------------------------------------
@@ -448,7 +559,8 @@ for attempt in 1 2 3; do
         --base-domain localhost --https-port "$hp" --http-port "$pp" \
         --metrics-port "$mp" --listen-addr 127.0.0.1 --socket "$sock" \
         --cert "$cert" --key "$key" --prefix "$tmp/live" --params "$params" \
-        --login-rate 10r/m --login-burst 2 >"$tmp/render.out" 2>&1 || {
+        --login-rate 10r/m --login-burst 2 --signup-rate 10r/m \
+        --signup-burst 2 >"$tmp/render.out" 2>&1 || {
         cat "$tmp/render.out"; break; }
     "$NGINX" -p "$tmp/live" -c "$tmp/live/crewd.conf" -g 'daemon off;' \
         </dev/null >"$tmp/live/nginx.out" 2>&1 &
@@ -481,6 +593,49 @@ if [ "$started" != 1 ]; then
     exit 1
 fi
 
+# Raw requests (what curl will not send) and a client that stops halfway
+# through its headers, with python3.  raw.py PORT HEADFILE BODYFILE
+# TIMEOUT: sends standard input to 127.0.0.1:PORT, reads until the
+# server closes (or TIMEOUT seconds pass), writes the response's head and
+# body to the two files and prints the status code (000: no answer).
+slow_pid=
+if [ -n "$PYTHON" ]; then
+    cat >"$tmp/raw.py" <<'EOF'
+import socket, sys
+port, head_file, body_file, timeout = sys.argv[1:5]
+data = b''
+try:
+    s = socket.create_connection(('127.0.0.1', int(port)), float(timeout))
+    s.sendall(sys.stdin.buffer.read())
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+except OSError:
+    pass
+head, _, body = data.partition(b'\r\n\r\n')
+open(head_file, 'wb').write(head + b'\r\n' if head else b'')
+open(body_file, 'wb').write(body)
+parts = head.split(b' ', 2)
+print(parts[1].decode() if len(parts) > 1 else '000')
+EOF
+    # client_header_timeout is 10 s: then nginx closes the connection
+    # without an answer (408 is logged, never sent).  This runs while the
+    # other checks do.
+    printf 'GET /api/v1/agents HTTP/1.1\r\nHost: acme.localhost\r\n' |
+        "$PYTHON" "$tmp/raw.py" "$pp" "$tmp/slow.h" "$tmp/slow.b" 30 \
+        >"$tmp/slow.code" 2>&1 &
+    slow_pid=$!
+fi
+raw() {
+    # raw PORT TEXT: like req, for a request written out in full
+    # (TEXT is a printf format).
+    rm -f "$tmp/h" "$tmp/b"
+    # shellcheck disable=SC2059
+    printf "$2" | "$PYTHON" "$tmp/raw.py" "$1" "$tmp/h" "$tmp/b" 10
+}
+
 resolve=
 for h in localhost acme.localhost other.example ACME.localhost; do
     resolve="$resolve --resolve $h:$hp:127.0.0.1 --resolve $h:$pp:127.0.0.1"
@@ -488,6 +643,9 @@ done
 
 # req ARGS...: one request; prints the status, keeps headers and body.
 req() {
+    rm -f "$tmp/h" "$tmp/b"
+    : >"$tmp/h"
+    : >"$tmp/b"
     # shellcheck disable=SC2086
     "$CURL" -sk --max-time 10 $resolve -D "$tmp/h" -o "$tmp/b" \
         -w '%{http_code}' "$@" 2>"$tmp/curl.err" || true
@@ -527,15 +685,18 @@ code=$(req --http1.1 -H 'Host: ACME.LocalHost' "$A/api/v1/agents")
 status_is "HTTPS, an upper-case tenant host is a tenant (app down: 503)" 503 "$code"
 
 code=$(req "http://acme.localhost:$pp/api/v1/agents?x=1")
-status_is "HTTP, tenant host: 301" 301 "$code"
+status_is "HTTP, tenant host: 308" 308 "$code"
 check "HTTP, tenant host: Location https://acme.localhost:$hp/api/v1/agents?x=1" \
     test "$(hdr Location)" = "https://acme.localhost:$hp/api/v1/agents?x=1"
-code=$(req "http://localhost:$pp/healthz")
-status_is "HTTP, apex host: 301" 301 "$code"
-check "HTTP, apex host: Location https://localhost:$hp/healthz" \
-    test "$(hdr Location)" = "https://localhost:$hp/healthz"
+check "  ... with the security headers but no Strict-Transport-Security over HTTP" \
+    test "$(hdr X-Frame-Options)" = DENY -a -z "$(hdr Strict-Transport-Security)"
+code=$(req -X POST -H 'Content-Type: application/json' -d '{}' "http://localhost:$pp/api/v1/tenants")
+status_is "HTTP, apex host, POST: 308 (a POST stays a POST)" 308 "$code"
+check "HTTP, apex host: Location https://localhost:$hp/api/v1/tenants" \
+    test "$(hdr Location)" = "https://localhost:$hp/api/v1/tenants"
 code=$(req "http://other.example:$pp/")
 status_is "HTTP, unknown host: 421" 421 "$code"
+check "  ... as problem+json" is_problem 421
 
 code=$(req "$T/api/v1/agents")
 status_is "tenant /api/v1/agents without the application: 503" 503 "$code"
@@ -584,6 +745,85 @@ status_is "tenant /healthz is not served: 404" 404 "$code"
 code=$(req "$T/")
 status_is "tenant / is not served: 404" 404 "$code"
 
+# Errors that nginx makes itself: problem+json of the status, with the
+# security headers (Strict-Transport-Security over HTTPS only).
+nginx_error() {
+    # nginx_error DESCRIPTION WANT SCHEME CURL-ARGS...
+    desc=$1 want=$2 scheme=$3
+    shift 3
+    got=$(req "$@")
+    if [ "$got" != "$want" ]; then
+        bad "$desc: want $want, got $got ($(head -c 200 "$tmp/b" | tr '\n' ' '))"
+        return
+    fi
+    why=
+    is_problem "$want" || why="$why, not problem+json ($(head -c 200 "$tmp/b" | tr '\n' ' '))"
+    [ "$(hdr X-Content-Type-Options)" = nosniff ] || why="$why, no X-Content-Type-Options"
+    [ "$(hdr X-Frame-Options)" = DENY ] || why="$why, no X-Frame-Options"
+    [ "$(hdr Referrer-Policy)" = no-referrer ] || why="$why, no Referrer-Policy"
+    [ "$(hdr Content-Security-Policy)" = "default-src 'none'; frame-ancestors 'none'" ] ||
+        why="$why, no Content-Security-Policy"
+    printf '%s\n' "$(hdr X-Request-Id)" | grep -Eqx '[0-9a-f]{32}' || why="$why, no X-Request-Id"
+    if [ "$scheme" = https ]; then
+        [ "$(hdr Strict-Transport-Security)" = "max-age=31536000; includeSubDomains" ] ||
+            why="$why, no Strict-Transport-Security"
+    else
+        [ -z "$(hdr Strict-Transport-Security)" ] || why="$why, Strict-Transport-Security over HTTP"
+    fi
+    if [ -z "$why" ]; then ok "$desc ($got, problem+json)"; else bad "$desc:${why#,}"; fi
+}
+P=http://acme.localhost:$pp
+long_uri=/api/v1/$(head -c 9000 /dev/zero | tr '\0' a)
+big_header="X-Big: $(head -c 20000 /dev/zero | tr '\0' a)"
+
+nginx_error "HTTPS, Host acme.localhost.. (bad host): 400" 400 https \
+    --http1.1 -H 'Host: acme.localhost..' "$T/api/v1/agents"
+nginx_error "HTTP, Host acme.localhost.. (bad host): 400" 400 http \
+    -H 'Host: acme.localhost..' "$P/api/v1/agents"
+nginx_error "HTTPS, duplicate Host header: 400" 400 https \
+    --http1.1 -H "$(printf 'X-A: 1\r\nHost: localhost')" "$T/api/v1/agents"
+nginx_error "HTTP, duplicate Host header: 400" 400 http \
+    -H "$(printf 'X-A: 1\r\nHost: localhost')" "$P/api/v1/agents"
+nginx_error "HTTP/1.1 without a Host header: 400" 400 http \
+    -H 'Host:' "$P/api/v1/agents"
+nginx_error "HTTP/2, %00 in the path: 400" 400 https \
+    --path-as-is "$T/api/v1/%00"
+nginx_error "HTTPS HTTP/1.1, %00 in the path: 400" 400 https \
+    --http1.1 --path-as-is "$T/api/v1/%00"
+nginx_error "HTTP, %00 in the path: 400" 400 http \
+    --path-as-is "$P/api/v1/%00"
+nginx_error "HTTP/2, TRACE: 405" 405 https -X TRACE "$T/api/v1/agents"
+nginx_error "HTTP, TRACE: 405" 405 http -X TRACE "$P/api/v1/agents"
+nginx_error "HTTPS, a URI of 9000 bytes: 414" 414 https --http1.1 "$T$long_uri"
+nginx_error "HTTP, a URI of 9000 bytes: 414" 414 http "$P$long_uri"
+nginx_error "HTTPS, a header of 20 KB: 431" 431 https --http1.1 -H "$big_header" "$T/api/v1/agents"
+nginx_error "HTTP, a header of 20 KB: 431" 431 http -H "$big_header" "$P/api/v1/agents"
+nginx_error "plain HTTP on the HTTPS port: 400" 400 http "http://localhost:$hp/healthz"
+nginx_error "HTTPS, Transfer-Encoding: gzip: 501" 501 https --http1.1 \
+    -H 'Transfer-Encoding: gzip' -H 'Content-Type: application/json' -d '{}' "$T/api/v1/agents"
+nginx_error "POST /metrics on the metrics port: 403" 403 http -X POST "http://127.0.0.1:$mp/metrics"
+nginx_error "an error page asked for by a client: 404" 404 https "$T/.crewd-error/400"
+nginx_error "  ... on the HTTP redirect server too" 404 http "$P/.crewd-error/400"
+
+if [ -n "$PYTHON" ]; then
+    code=$(raw "$pp" 'GET /api/v1/agents HTTP/2.0\r\nHost: acme.localhost\r\n\r\n')
+    status_is "HTTP, request line of HTTP/2.0: 505" 505 "$code"
+    check "  ... as problem+json" is_problem 505
+    code=$(raw "$pp" 'G@T /api/v1/agents HTTP/1.1\r\nHost: acme.localhost\r\n\r\n')
+    status_is "HTTP, a broken request line: 400" 400 "$code"
+    check "  ... as problem+json" is_problem 400
+    check "  ... with the security headers" \
+        test "$(hdr X-Frame-Options)" = DENY -a -n "$(hdr X-Request-Id)"
+fi
+
+# Over HTTP/2, headers over the limits end the connection (GOAWAY,
+# ENHANCE_YOUR_CALM) before there is a request to answer: no HTML either.
+if "$CURL" -V | grep -q HTTP2; then
+    code=$(req --http2 -H "$big_header" "$T/api/v1/agents")
+    check "HTTP/2, a header of 20 KB: the connection is refused, with no HTML page ($code)" \
+        sh -c 'test "$1" = 000 -a ! -s "$2" || grep -q "^{\"type\"" "$2"' sh "$code" "$tmp/b"
+fi
+
 # Login: rate 10r/m with burst 2, so the first three pass (and find no
 # application) and a fourth in the same second is refused.
 codes=
@@ -595,6 +835,31 @@ case $codes in
 *) bad "login is rate limited after the burst: want 503 503 503 429 ..., got$codes" ;;
 esac
 check "  ... the 429 is problem+json" is_problem 429
+check "  ... with Retry-After: 60" test "$(hdr Retry-After)" = 60
+check "  ... and the security headers" \
+    test "$(hdr X-Frame-Options)" = DENY -a -n "$(hdr X-Request-Id)" -a -n "$(hdr Strict-Transport-Security)"
+
+# Sign-up: the same, from another loopback address (its own count, so
+# that the sign-up checks below still get through).
+codes=
+for i in 1 2 3 4 5; do
+    codes="$codes $(req --interface 127.0.0.2 -X POST -H 'Content-Type: application/json' -d '{}' "$A/api/v1/tenants")"
+done
+case $codes in
+" 503 503 503 429"*) ok "sign-up is rate limited after the burst:$codes" ;;
+*) bad "sign-up is rate limited after the burst: want 503 503 503 429 ..., got$codes" ;;
+esac
+check "  ... the 429 is problem+json" is_problem 429
+check "  ... with Retry-After: 60" test "$(hdr Retry-After)" = 60
+code=$(req -X POST -H 'Content-Type: application/json' -d '{}' "$A/api/v1/tenants")
+status_is "  ... counted per address: 127.0.0.1 still gets through (app down: 503)" 503 "$code"
+
+if [ -n "$slow_pid" ]; then
+    wait "$slow_pid"
+    slow_pid=
+    check "a client that stops in the middle of its headers is cut off without an answer (no HTML 408)" \
+        sh -c 'test "$(cat "$1")" = 000 -a ! -s "$2"' sh "$tmp/slow.code" "$tmp/slow.b"
+fi
 
 # ---------------------------------------------------------------------
 # 4b. A FastCGI stand-in that answers with the parameters it got.
@@ -736,6 +1001,11 @@ EOF
     head -c 1048577 /dev/zero >"$tmp/big"
     code=$(req --http1.1 -X POST -H 'Transfer-Encoding: chunked' -T - "$T/api/v1/agents" <"$tmp/big")
     status_is "a chunked body of 1 MiB + 1 byte: 413" 413 "$code"
+    check "  ... as problem+json" is_problem 413
+    head -c 1048577 /dev/zero >"$tmp/big"
+    code=$(req --http2 -X POST -H 'Content-Type: application/json' -T - "$T/api/v1/agents" <"$tmp/big")
+    status_is "an HTTP/2 body of 1 MiB + 1 byte without a length: 413" 413 "$code"
+    check "  ... as problem+json" is_problem 413
 
     code=$(req "$T/api/v1/app-503")
     status_is "the application's own 503 passes through" 503 "$code"

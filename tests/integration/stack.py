@@ -8,10 +8,14 @@ Stack() starts, in a fresh folder under /tmp:
     speed (cheap Argon2 parameters), with its token secret and master key
     made by crewctl, its stderr in crewd.log;
   * nginx from the project's template, with a self-signed certificate,
-    on free ports of 127.0.0.1 and a login rate limit too high to matter.
+    on free ports of 127.0.0.1 and login and sign-up rate limits too
+    high to matter.
 
 Everything listens on 127.0.0.1 or on unix sockets, and everything is
 stopped and removed by close() (CREWD_TEST_KEEP=1 keeps the folder).
+Other local users reach neither socket: PostgreSQL's (trust
+authentication) is in a folder of mode 0700 of the user it runs as, and
+crewd's in a folder that only crewd's user and nginx's workers may enter.
 
 Requests go to nginx over TLS: the socket is opened to 127.0.0.1 and the
 name of the virtual host is sent as SNI and Host by hand, because the
@@ -22,6 +26,7 @@ import atexit
 import ctypes
 import email.message
 import glob
+import grp
 import http.client
 import json as jsonlib
 import os
@@ -120,6 +125,19 @@ def find_tools():
     if missing:
         raise Unavailable('missing: ' + ', '.join(missing))
     return tools
+
+
+def nginx_worker_user():
+    """(user, group) of nginx's workers when the tests run as root; the
+    same choice as render-conf's."""
+    for user, group in (('www-data', 'www-data'), ('nobody', 'nogroup')):
+        try:
+            pwd.getpwnam(user)
+            grp.getgrnam(group)
+            return user, group
+        except KeyError:
+            continue
+    raise Unavailable('no www-data or nobody user for nginx\'s workers')
 
 
 def free_port():
@@ -310,11 +328,27 @@ class Stack:
         for d in (self.pg_dir, self.pg_sock, self.run_dir,
                   os.path.dirname(self.cert), self.nginx_log_dir):
             os.makedirs(d, mode=0o755)
+        # PostgreSQL's socket (trust authentication: whoever reaches it is
+        # a superuser) is for the user it runs as, and root, alone.
         os.chmod(self.pg_dir, 0o700)
+        os.chmod(self.pg_sock, 0o700)
         if self.root:
             pg = pwd.getpwnam('postgres')
             for d in (self.pg_dir, self.pg_sock):
                 os.chown(d, pg.pw_uid, pg.pw_gid)
+        # crewd's socket: only crewd's user and nginx's workers may enter
+        # its folder.  As root, the folder is root:GROUP 2750, so that the
+        # socket crewd makes in it belongs to GROUP and its mode 0660 lets
+        # the workers (GROUP) in; as another user the workers run as that
+        # user and 0700 will do.
+        self.nginx_user = None
+        if self.root:
+            self.nginx_user = nginx_worker_user()
+            os.chown(self.run_dir, 0,
+                     grp.getgrnam(self.nginx_user[1]).gr_gid)
+            os.chmod(self.run_dir, 0o2750)
+        else:
+            os.chmod(self.run_dir, 0o700)
 
         self.pg_port = free_port()
         self.https_port = free_port()
@@ -345,7 +379,8 @@ class Stack:
         return proc
 
     def _pg_options(self):
-        return ("-p %d -k %s -c listen_addresses='' -c fsync=off "
+        return ("-p %d -k %s -c listen_addresses='' "
+                "-c unix_socket_permissions=0700 -c fsync=off "
                 "-c full_page_writes=off" % (self.pg_port, self.pg_sock))
 
     def _start_postgres_cluster(self):
@@ -360,9 +395,9 @@ class Stack:
     def _write_crewd_conf(self):
         conf = {
             'listen': os.path.join(self.run_dir, 'crewd.sock'),
-            # nginx's workers run as another user when the tests run as
-            # root; the folder is private to this test anyway.
-            'listen_mode': '0666',
+            # For nginx's workers: the group of the folder, or crewd's
+            # own user.  The folder keeps everybody else out.
+            'listen_mode': '0660',
             'workers': str(self.workers),
             'shutdown_timeout': '10',
             'database_url': 'host=%s port=%d dbname=crewd user=crewd' % (
@@ -423,7 +458,11 @@ class Stack:
                 '--prefix', self.nginx_prefix,
                 '--listen-addr', '127.0.0.1',
                 '--login-rate', '6000r/m', '--login-burst', '1000',
+                # The suite signs hundreds of tenants up in a few minutes.
+                '--signup-rate', '6000r/m', '--signup-burst', '1000',
                 '--params', self.tools['params']]
+        if self.nginx_user:
+            cmd += ['--user', '%s:%s' % self.nginx_user]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise StackError('render-conf failed (%d): %s%s' % (

@@ -355,6 +355,11 @@ class OpenApiTest(TenantTestCase):
         self.assertEqual(doc['paths']['/api/v1/tenants']['servers'][0]['url'],
                          'https://localhost:%d' % self.stack.https_port)
 
+    def test_the_document_is_served_on_the_platform_host_too(self):
+        doc = self.assertJson(
+            self.stack.request('GET', '/api/v1/openapi.json'), 200)
+        self.assertEqual(doc['openapi'], '3.1.0')
+
     def test_the_document_is_not_served_for_an_unknown_tenant(self):
         resp = self.stack.request('GET', '/api/v1/openapi.json',
                                   host='no-such-tenant')
