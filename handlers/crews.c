@@ -339,10 +339,16 @@ crews_agents_put(struct request *req)
     params[0] = req->path_ids[0];
     params[1] = sql_array_literal(req->arena, m.agent_ids, m.n);
     params[2] = sql_array_literal(req->arena, positions, m.n);
-    if (db_run(req->db, &req->err, SQL_CLEAR_MEMBERS, 1, params) < 0 ||
-        (m.n > 0 &&
-         db_run(req->db, &req->err, SQL_ADD_MEMBERS, 3, params) < 0))
+    if (db_run(req->db, &req->err, SQL_CLEAR_MEMBERS, 1, params) < 0)
         return -1;
+    if (m.n > 0 &&
+        db_run(req->db, &req->err, SQL_ADD_MEMBERS, 3, params) < 0) {
+        /* An agent checked above was deleted before our insert. */
+        if (strcmp(req->err.sqlstate, "23503") == 0)
+            return request_fail(req, 409, "an agent of the new membership "
+                "was deleted meanwhile; read the agents and try again");
+        return -1;
+    }
 
     res = db_exec(req->db, req->arena, &req->err, SQL_TOUCH_CREW, 1,
         params);
