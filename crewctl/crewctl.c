@@ -262,6 +262,8 @@ cmd_tenant_create(int argc, char **argv)
     signup.slug = slug;
     signup.admin_email = email;
     signup.admin_password_hash = hash;
+    signup.ip_address = NULL;
+    signup.user_agent = "crewctl";
     rc = tenant_create(&db, arena, &signup, &tenant, admin_id, &err);
     db_close(&db);
     if (rc < 0) {

@@ -79,6 +79,8 @@ tenants_create(struct request *req)
     signup.slug = v[1].text;
     signup.admin_email = email;
     signup.admin_password_hash = hash;
+    signup.ip_address = req->remote_addr;
+    signup.user_agent = req->user_agent;
     if (tenant_create(req->db, req->arena, &signup, &tenant, admin_id,
             &req->err) < 0)
         return -1;

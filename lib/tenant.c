@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 
+#include "audit.h"
 #include "log.h"
 #include "migrate.h"
 #include "tenant.h"
@@ -183,6 +184,10 @@ tenant_create(struct db *db, struct arena *a,
     if (res == NULL)
         goto fail;
     snprintf(admin_user_id, UUID_TEXT_LEN + 1, "%s", PQgetvalue(res, 0, 0));
+
+    if (audit_signup(db, a, out, in->name, admin_user_id, in->admin_email,
+            in->ip_address, in->user_agent, err) < 0)
+        goto fail;
 
     if (db_notify_tenants(db, err) < 0 || db_commit(db, err) < 0)
         goto fail;

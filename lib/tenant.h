@@ -49,11 +49,15 @@ struct tenant_signup {
     const char *slug;
     const char *admin_email;        /* already normalised */
     const char *admin_password_hash;
+    /* For the audit trail: who asked, NULL when unknown (crewctl). */
+    const char *ip_address;
+    const char *user_agent;
 };
 
 /*
  * Creates the tenant, its schema and its first admin in one transaction
- * of its own (the connection must be idle).  A taken slug is a 409.
+ * of its own (the connection must be idle), with their audit entries.
+ * A taken slug is a 409.
  * Fills out and the admin's id; on any failure nothing is left behind.
  */
 int tenant_create(struct db *db, struct arena *a,

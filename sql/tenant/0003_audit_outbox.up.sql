@@ -1,0 +1,30 @@
+-- The audit outbox: one row per change (and per read, when the tenant
+-- asks for reads to be audited), written in the same transaction as the
+-- change it records, so an entry exists exactly when its change does.
+-- The shipper (fcgi/shipper.c) moves the rows to the tenant's audit
+-- collection in MongoDB and deletes them; docs/audit.md tells the story.
+--
+-- id is a time-ordered UUID (version 7, made by crewd): its first 48 bits
+-- are the Unix time in milliseconds and the next 12 a fraction of the
+-- millisecond, so ORDER BY id is the order the entries were written in
+-- (for one resource, whose writers queue on its row lock, that is the
+-- order of the changes).  A UUID and no sequence: every key of a tenant
+-- schema is a UUID, and a schema may live on a distributed engine where
+-- sequences are not to be relied on.  The id is also the MongoDB
+-- document's _id, which makes shipping a row twice harmless.
+--
+-- changes is {"before": ..., "after": ...}, each the resource as the API
+-- shows it (or null), with secrets already replaced by "***".
+
+CREATE TABLE audit_outbox (
+    id uuid PRIMARY KEY,
+    user_id uuid NOT NULL,
+    action varchar(10) NOT NULL
+        CHECK (action IN ('create', 'read', 'update', 'delete')),
+    resource_type varchar(50) NOT NULL,
+    resource_id uuid,
+    changes jsonb NOT NULL,
+    ip_address varchar(64),
+    user_agent varchar(512),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
