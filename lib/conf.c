@@ -59,6 +59,8 @@ static const struct conf_key conf_keys[] = {
     KEY(body_max_bytes, CONF_SIZE, 1024, 64LL << 20),
     KEY(log_level, CONF_LOG_LEVEL, 0, 0),
     KEY(pid_file, CONF_STRING, 0, 0),
+    KEY(audit_shipper, CONF_BOOL, 0, 0),
+    KEY(audit_sweep_interval, CONF_INT, 1, 86400),
 };
 
 const char *
@@ -94,6 +96,8 @@ conf_defaults(struct crewd_conf *conf)
     conf->password_mem_limit = 64u << 20;
     conf->body_max_bytes = 1u << 20;
     conf->log_level = LOG_INFO;
+    conf->audit_shipper = true;
+    conf->audit_sweep_interval = 60;
 }
 
 static int

@@ -41,6 +41,9 @@ struct crewd_conf {
     size_t body_max_bytes;
     int log_level;                      /* enum log_level */
     char pid_file[CONF_PATH_MAX];       /* empty: none */
+    /* The audit shipper: run by the master, or not (its own unit). */
+    bool audit_shipper;
+    int audit_sweep_interval;           /* seconds between full sweeps */
 };
 
 /* Fills conf with the built-in defaults. */

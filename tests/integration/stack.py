@@ -177,6 +177,19 @@ def children_of(ppid):
     return sorted(pids)
 
 
+def process_name(pid):
+    """The kernel's name of a process (its comm), or None when gone."""
+    try:
+        with open('/proc/%d/comm' % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+# What crewd's audit shipper calls itself; its workers keep "crewd".
+SHIPPER_NAME = 'crewd-shipper'
+
+
 def wait_for(predicate, timeout, interval=0.05):
     """Calls predicate until it returns something true or timeout seconds
     pass; returns its last value."""
@@ -549,17 +562,28 @@ class Stack:
             raise StackError('crewd did not start:\n' +
                              _tail(self.crewd_log_path))
 
-    def crewd_pids(self):
-        """(master pid, sorted list of worker pids)."""
-        master = None
+    def _crewd_master(self):
         try:
             with open(self.conf['pid_file']) as f:
-                master = int(f.read().strip())
+                return int(f.read().strip())
         except (OSError, ValueError):
             pass
-        if master is None and self.crewd is not None:
-            master = self.crewd.pid
-        return master, children_of(master) if master else []
+        return self.crewd.pid if self.crewd is not None else None
+
+    def crewd_pids(self):
+        """(master pid, sorted list of worker pids); the audit shipper,
+        also a child of the master, is not a worker."""
+        master = self._crewd_master()
+        children = children_of(master) if master else []
+        return master, [pid for pid in children
+                        if process_name(pid) != SHIPPER_NAME]
+
+    def shipper_pids(self):
+        """Sorted pids of the master's audit shippers (one, or two for a
+        moment during a reload; none with audit_shipper = false)."""
+        master = self._crewd_master()
+        return [pid for pid in (children_of(master) if master else [])
+                if process_name(pid) == SHIPPER_NAME]
 
     def rewrite_crewd_conf(self, **changes):
         """Rewrites crewd's configuration file with these keys set (None
@@ -584,7 +608,7 @@ class Stack:
             return None
         if timeout is None:
             timeout = int(self.conf.get('shutdown_timeout', 30)) + 5
-        workers = self.crewd_pids()[1]
+        workers = self.crewd_pids()[1] + self.shipper_pids()
         status = None
         if self.crewd.poll() is None:
             self.crewd.send_signal(signal.SIGTERM)
