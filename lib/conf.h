@@ -22,6 +22,10 @@ struct crewd_conf {
     int workers;
     int shutdown_timeout;               /* seconds for requests to finish */
     char database_url[CONF_VALUE_MAX];  /* libpq connection string */
+    /* MongoDB (lib/mongo.h): "" leaves it unconfigured; how often a
+       worker retries tenants whose collections are not made yet. */
+    char mongodb_uri[CONF_VALUE_MAX];
+    int mongodb_provision_interval;     /* seconds */
     char base_domain[256];
     char token_secret_file[CONF_PATH_MAX];
     char token_issuer[128];
