@@ -28,11 +28,13 @@
 
 #define REQUEST_PATH_PARAMS 2
 
+struct mongo;
 struct route;
 
 struct request {
     struct arena *arena;
     struct db *db;
+    struct mongo *mongo;        /* the worker's MongoDB client (mongo.h) */
     const struct crewd_conf *conf;
     const struct token_secret *secret;
 

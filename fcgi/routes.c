@@ -164,6 +164,11 @@ const struct route routes[] = {
       resource_delete_route, "delete a tool",
       &tools_resource, NULL },
 
+    /* audit logs */
+    { "GET", "/api/v1/audit-logs", HOST_TENANT, ROLE_ADMIN,
+      audit_logs_list, "the tenant's audit trail, newest first",
+      NULL, &audit_logs_list_doc },
+
     /* this API, described */
     { "GET", "/api/v1/openapi.json", HOST_ANY, ROLE_NONE,
       openapi_get, "the OpenAPI 3.1 document of this API",

@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "db.h"
 #include "log.h"
+#include "mongo.h"
 #include "shipper.h"
 #include "tenant.h"
 #include "uuid.h"
@@ -75,7 +76,8 @@ enum ship_result {
     SHIP_DRAINED,       /* nothing left (or the tenant is gone) */
     SHIP_MORE,          /* its turn is over; rows remain */
     SHIP_BUSY,          /* another shipper works on it */
-    SHIP_SINK_DOWN,     /* MongoDB did not take the batch */
+    SHIP_REFUSED,       /* MongoDB refused the batch: this tenant waits */
+    SHIP_SINK_DOWN,     /* MongoDB is unavailable: every tenant waits */
     SHIP_DB_DOWN        /* PostgreSQL failed */
 };
 
@@ -88,6 +90,8 @@ struct idlist {
 struct shipper {
     const struct crewd_conf *conf;
     struct db db;
+    struct mongo *mongo;
+    bool sink_down;             /* MongoDB failed last time */
     struct arena *arena;
     unsigned listening;         /* db.generation that LISTENs */
     struct idlist pending;      /* tenants that may have rows */
@@ -320,17 +324,66 @@ sweep(struct shipper *s)
     return 0;
 }
 
+/* Row i of SQL_CLAIM's result as an entry. */
+static void
+stored_entry(const PGresult *rows, int i, struct audit_stored *e)
+{
+    e->id = db_value(rows, i, COL_ID);
+    e->user_id = db_value(rows, i, COL_USER_ID);
+    e->action = db_value(rows, i, COL_ACTION);
+    e->resource_type = db_value(rows, i, COL_RESOURCE_TYPE);
+    e->resource_id = db_value(rows, i, COL_RESOURCE_ID);
+    e->changes = db_value(rows, i, COL_CHANGES);
+    e->ip_address = db_value(rows, i, COL_IP);
+    e->user_agent = db_value(rows, i, COL_USER_AGENT);
+    e->timestamp_ms = strtoll(db_value(rows, i, COL_TIMESTAMP_MS), NULL, 10);
+}
+
 /*
  * Writes a batch of outbox rows (SQL_CLAIM's columns) to the tenant's
- * audit collection.  Returns 0 when MongoDB has them all, -1 otherwise.
+ * audit collection: one insert_many, where an _id already there (a
+ * batch shipped before whose delete did not commit) counts as written.
  */
-static int
+static enum ship_result
 deliver(struct shipper *s, const char *tenant_id, const PGresult *rows)
 {
-    /* XXX: no MongoDB layer yet; nothing is shipped, nothing is lost. */
-    log_warn("MongoDB is not configured: %d audit entries of tenant %s "
-        "wait", PQntuples(rows), tenant_id);
-    return -1;
+    int n = PQntuples(rows);
+    bson_t *docs = arena_alloc(s->arena, (size_t)n * sizeof(*docs));
+    const bson_t **list = arena_alloc(s->arena, (size_t)n * sizeof(*list));
+    enum ship_result result = SHIP_DRAINED;
+    struct crewd_error err;
+    int made;
+
+    error_clear(&err);
+    for (made = 0; made < n; made++) {
+        struct audit_stored e;
+
+        stored_entry(rows, made, &e);
+        list[made] = &docs[made];
+        if (audit_document(&e, &docs[made], &err) < 0) {
+            log_error("audit entry %s of tenant %s cannot be shipped: %s",
+                e.id, tenant_id, err.detail);
+            bson_destroy(&docs[made]);
+            result = SHIP_REFUSED;
+            break;
+        }
+    }
+
+    if (result == SHIP_DRAINED &&
+        mongo_insert_many(s->mongo, MONGO_AUDIT_LOGS, tenant_id, list,
+            (size_t)n, MONGO_INSERT_DUPLICATES_OK, &err) < 0)
+        result = err.status == 503 ? SHIP_SINK_DOWN : SHIP_REFUSED;
+    for (int i = 0; i < made; i++)
+        bson_destroy(&docs[i]);
+
+    if (result == SHIP_SINK_DOWN && !s->sink_down)
+        log_warn("audit shipper: %s; entries wait in the outboxes",
+            err.detail);
+    else if (result == SHIP_DRAINED && s->sink_down)
+        log_info("audit shipper: MongoDB takes entries again");
+    if (result != SHIP_REFUSED)
+        s->sink_down = result == SHIP_SINK_DOWN;
+    return result;
 }
 
 /* The ids of rows as one array parameter: "{id,id,...}". */
@@ -356,6 +409,7 @@ ship_batch(struct shipper *s, const char *tenant_id, const char *schema,
     int *shipped)
 {
     const char *params[1] = { tenant_id };
+    enum ship_result result;
     struct crewd_error err;
     PGresult *res, *rows;
 
@@ -381,9 +435,10 @@ ship_batch(struct shipper *s, const char *tenant_id, const char *schema,
         return SHIP_DRAINED;
     }
 
-    if (deliver(s, tenant_id, rows) < 0) {
+    result = deliver(s, tenant_id, rows);
+    if (result != SHIP_DRAINED) {
         db_rollback(&s->db);
-        return SHIP_SINK_DOWN;
+        return result;
     }
 
     /* MongoDB has them: a failure from here on ships them again. */
@@ -452,7 +507,12 @@ ship_pending(struct shipper *s)
         enum ship_result result = ship_tenant(s, s->pending.ids[i]);
 
         arena_reset(s->arena);
-        if (result == SHIP_DRAINED)
+
+        /*
+         * Drained; or refused, which another try will not change soon:
+         * the next sweep or entry of the tenant tries it again.
+         */
+        if (result == SHIP_DRAINED || result == SHIP_REFUSED)
             continue;
         idlist_add(&kept, s->pending.ids[i]);
         if (result == SHIP_BUSY)
@@ -537,6 +597,14 @@ shipper_run(const struct crewd_conf *conf)
     /* A database that is down now is retried below. */
     error_clear(&err);
     db_open(&s.db, conf->database_url, false, &err);
+
+    /* No I/O yet: MongoDB is reached at the first batch. */
+    s.mongo = mongo_connect(conf->mongodb_uri, &err);
+    if (s.mongo == NULL)
+        fatal("audit shipper: %s", err.detail);
+    if (!mongo_configured(s.mongo))
+        log_warn("audit shipper: no mongodb_uri is configured; audit "
+            "entries wait in the outboxes");
     log_info("audit shipper started");
 
     while (!stop_requested) {
@@ -567,6 +635,7 @@ shipper_run(const struct crewd_conf *conf)
     }
 
     log_debug("audit shipper stopping");
+    mongo_close(s.mongo);
     db_close(&s.db);
     arena_free(s.arena);
     free(s.pending.ids);

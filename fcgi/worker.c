@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "mongo.h"
 #include "password.h"
 #include "request.h"
 #include "routes.h"
@@ -291,6 +292,7 @@ struct worker {
     const struct crewd_conf *conf;
     const struct token_secret *secret;
     struct db db;
+    struct mongo *mongo;
     struct arena *arena;
     struct buf headers;
     struct buf body;
@@ -318,6 +320,7 @@ serve(struct worker *w, FCGX_Request *fr)
     memset(&req, 0, sizeof(req));
     req.arena = w->arena;
     req.db = &w->db;
+    req.mongo = w->mongo;
     req.conf = w->conf;
     req.secret = w->secret;
     req.headers = &w->headers;
@@ -379,6 +382,11 @@ worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
     error_clear(&err);
     db_open(&w.db, conf->database_url, true, &err);
 
+    /* No I/O yet: MongoDB is reached by the first request that needs it. */
+    w.mongo = mongo_connect(conf->mongodb_uri, &err);
+    if (w.mongo == NULL)
+        fatal("%s", err.detail);
+
     if (FCGX_Init() != 0 ||
         FCGX_InitRequest(&fr, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
         fatal("could not initialise libfcgi");
@@ -398,6 +406,7 @@ worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
 
     log_debug("worker stopping");
     db_close(&w.db);
+    mongo_close(w.mongo);
     arena_free(w.arena);
     buf_free(&w.headers);
     buf_free(&w.body);

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "audit_logs.h"
+#include "handlers.h"
 #include "log.h"
+#include "mongo.h"
 
 static void
 put_json(void *object)
@@ -94,4 +96,153 @@ audit_resource(struct request *req, const struct resource *r,
     return audit_record(req, action,
         audit_type_from_noun(req->arena, r->noun), db_value(any, 0, 0),
         old, now);
+}
+
+/* ----------------------------------------------------------------------
+ * GET /api/v1/audit-logs
+ * -------------------------------------------------------------------- */
+
+/* What the list keeps of the documents as mongo_find hands them over. */
+struct listing {
+    struct request *req;
+    int64_t limit;
+    int64_t shown;
+    bool more;
+    int64_t last_ms;
+    bson_oid_t last_id;
+};
+
+static int
+list_one(const bson_t *doc, void *context)
+{
+    struct listing *l = context;
+    bson_iter_t iter;
+
+    /* The one past the page only says that another page follows. */
+    if (l->shown == l->limit) {
+        l->more = true;
+        return 0;
+    }
+    audit_write_entry(&l->req->json, doc);
+    l->shown++;
+
+    if (bson_iter_init_find(&iter, doc, "timestamp") &&
+        BSON_ITER_HOLDS_DATE_TIME(&iter))
+        l->last_ms = bson_iter_date_time(&iter);
+    if (bson_iter_init_find(&iter, doc, "_id") && BSON_ITER_HOLDS_OID(&iter))
+        bson_oid_copy(bson_iter_oid(&iter), &l->last_id);
+    return 0;
+}
+
+/* A 400 naming the query parameter. */
+static int
+bad_filter(struct request *req, const char *name, const char *why)
+{
+    request_fail(req, 400, "query parameter %s is not valid", name);
+    error_field(&req->err, name, "%s", why);
+    return -1;
+}
+
+/* Adds ?name= as "field == value" when given: a UUID, canonical. */
+static int
+uuid_filter(struct request *req, const char *name,
+    struct mongo_condition *c, size_t *n)
+{
+    const char *text = request_query(req, name);
+    char *id;
+
+    if (text == NULL)
+        return 0;
+    id = arena_alloc(req->arena, UUID_TEXT_LEN + 1);
+    if (!uuid_parse(text, strlen(text), id))
+        return bad_filter(req, name, "must be a UUID");
+    c[*n].field = name;
+    c[*n].op = MONGO_EQ;
+    c[*n].value.type = MONGO_STRING;
+    c[*n].value.string = id;
+    (*n)++;
+    return 0;
+}
+
+/* ?resource_type=, one of the types the trail records. */
+static int
+type_filter(struct request *req, struct mongo_condition *c, size_t *n)
+{
+    const char *text = request_query(req, "resource_type");
+
+    if (text == NULL)
+        return 0;
+    for (size_t i = 0; audit_resource_types[i] != NULL; i++)
+        if (strcmp(text, audit_resource_types[i]) == 0) {
+            c[*n].field = "resource_type";
+            c[*n].op = MONGO_EQ;
+            c[*n].value.type = MONGO_STRING;
+            c[*n].value.string = audit_resource_types[i];
+            (*n)++;
+            return 0;
+        }
+    return bad_filter(req, "resource_type",
+        "must be one of the allowed values");
+}
+
+/*
+ * The tenant's audit collection, newest first: (timestamp, _id)
+ * descending, and a cursor that names the last entry shown.  Entries
+ * reach the collection through the shipper, a moment after their change
+ * committed.
+ */
+int
+audit_logs_list(struct request *req)
+{
+    static const char *const allowed[] = {
+        "limit", "cursor", "user_id", "resource_type", "resource_id", NULL
+    };
+    struct mongo_condition conditions[3];
+    struct mongo_query query;
+    struct listing listing;
+    struct page page;
+    char last_id[UUID_TEXT_LEN + 1];
+    char last_ts[32];
+    size_t n = 0;
+
+    if (request_query_check(req, allowed) < 0 || page_read(req, &page) < 0 ||
+        uuid_filter(req, "user_id", conditions, &n) < 0 ||
+        type_filter(req, conditions, &n) < 0 ||
+        uuid_filter(req, "resource_id", conditions, &n) < 0)
+        return -1;
+
+    memset(&query, 0, sizeof(query));
+    query.conditions = conditions;
+    query.nconditions = n;
+    query.order_field = "timestamp";
+    query.descending = true;
+    query.limit = page.limit + 1;
+    if (page.after_ts != NULL) {
+        query.has_after = true;
+        query.after_value.type = MONGO_DATE;
+        query.after_id.type = MONGO_OID;
+        if (!mongo_time_parse(page.after_ts, &query.after_value.number) ||
+            !mongo_oid_from_uuid(page.after_id, &query.after_id.oid))
+            return bad_filter(req, "cursor",
+                "is not a cursor this server made");
+    }
+
+    memset(&listing, 0, sizeof(listing));
+    listing.req = req;
+    listing.limit = page.limit;
+    response_json(req, 200);
+    jw_object_open(&req->json);
+    jw_key(&req->json, "items");
+    jw_array_open(&req->json);
+    if (mongo_find(req->mongo, MONGO_AUDIT_LOGS, req->tenant->id, &query,
+            list_one, &listing, &req->err) < 0)
+        return -1;
+    jw_array_close(&req->json);
+
+    mongo_time_format(listing.last_ms, last_ts);
+    mongo_oid_to_uuid(&listing.last_id, last_id);
+    page_write_next(req, listing.more, listing.shown > 0 ? last_ts : NULL,
+        last_id);
+    jw_object_close(&req->json);
+    return 0;
 }

@@ -33,6 +33,7 @@ extern const struct route_doc executions_run_doc;
 extern const struct route_doc executions_cancel_doc;
 extern const struct route_doc agents_delete_doc;
 extern const struct route_doc openapi_doc;
+extern const struct route_doc audit_logs_list_doc;
 
 /* openapi.c */
 int openapi_get(struct request *req);
@@ -75,5 +76,8 @@ int executions_create(struct request *req);
 int executions_cancel(struct request *req);
 
 /* tools.c */
+
+/* audit logs: audit_logs.c */
+int audit_logs_list(struct request *req);
 
 #endif

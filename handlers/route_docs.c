@@ -112,3 +112,25 @@ const struct route_doc agents_delete_doc = {
 const struct route_doc openapi_doc = {
     200, NULL, "{\"type\":\"object\"}", NULL,
 };
+
+static const char *const audit_logs_query[] = {
+    "limit", "cursor", "user_id", "resource_type", "resource_id", NULL
+};
+
+#define AUDIT_LOG \
+    "{\"type\":\"object\",\"properties\":{\"id\":" UUID_SCHEMA "," \
+    "\"user_id\":" UUID_SCHEMA ",\"action\":{\"enum\":[\"create\"," \
+    "\"read\",\"update\",\"delete\"]},\"resource_type\":" STRING "," \
+    "\"resource_id\":{\"type\":[\"string\",\"null\"]}," \
+    "\"changes\":{\"type\":\"object\",\"properties\":{\"before\":" \
+    "{},\"after\":{}}},\"ip_address\":{\"type\":[\"string\"," \
+    "\"null\"]},\"user_agent\":{\"type\":[\"string\",\"null\"]}," \
+    "\"timestamp\":" TIME_SCHEMA "}}"
+
+const struct route_doc audit_logs_list_doc = {
+    200, NULL,
+    "{\"type\":\"object\",\"properties\":{\"items\":{\"type\":"
+    "\"array\",\"items\":" AUDIT_LOG "},\"next_cursor\":{\"type\":"
+    "[\"string\",\"null\"]}}}",
+    audit_logs_query,
+};

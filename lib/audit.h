@@ -15,12 +15,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <bson/bson.h>
 #include <json-c/json.h>
 
 #include "arena.h"
 #include "db.h"
 #include "error.h"
+#include "json.h"
 #include "tenant.h"
+#include "uuid.h"
 
 /* Notified with the tenant's id when an entry of it commits. */
 #define AUDIT_CHANNEL "crewd_audit"
@@ -67,6 +70,16 @@ struct audit_entry {
 };
 
 /*
+ * A new entry id: a time-ordered MongoDB ObjectId (48 bits of Unix time
+ * in milliseconds, 12 bits of the fraction of that millisecond, 36
+ * random bits) written as a UUID in the layout of mongo_oid_to_uuid
+ * (lib/mongo.h).  The outbox row, the MongoDB document (_id) and the API
+ * show the same id; ids compare in the order they were made, strictly
+ * within one process.
+ */
+void audit_entry_id(char out[UUID_TEXT_LEN + 1]);
+
+/*
  * True when a member of this name holds a secret, whatever its case:
  * password, password_hash, credentials, encrypted_credentials, tokens,
  * keys (the list is in audit.c).
@@ -109,5 +122,37 @@ int audit_signup(struct db *db, struct arena *a, const struct tenant *t,
     const char *name, const char *admin_id, const char *admin_email,
     const char *ip_address, const char *user_agent,
     struct crewd_error *err);
+
+/* An entry as the outbox holds it, text as PostgreSQL gives it. */
+struct audit_stored {
+    const char *id;
+    const char *user_id;
+    const char *action;
+    const char *resource_type;
+    const char *resource_id;    /* NULL: none */
+    const char *changes;        /* JSON text */
+    const char *ip_address;     /* NULL: unknown */
+    const char *user_agent;     /* NULL: unknown */
+    int64_t timestamp_ms;       /* created_at */
+};
+
+/*
+ * The MongoDB document of an entry (out is initialised here; destroy it
+ * in any case): _id the ObjectId of the entry's id, "timestamp" a date,
+ * and the fields of the audit collection's validator, checked against it
+ * (mongo_doc_check).  Member names of "changes" that MongoDB would
+ * refuse ('$', '.') travel escaped, as do '%' ("%24", "%2E", "%25"), so
+ * audit_write_entry shows exactly the names that were stored.
+ * Returns 0, or -1 with err (an entry that cannot be a document).
+ */
+int audit_document(const struct audit_stored *entry, bson_t *out,
+    struct crewd_error *err);
+
+/*
+ * Writes an audit document as the API shows an entry: {"id", "user_id",
+ * "action", "resource_type", "resource_id", "changes", "ip_address",
+ * "user_agent", "timestamp"}, absent fields as null.
+ */
+void audit_write_entry(struct json_writer *w, const bson_t *doc);
 
 #endif

@@ -1,8 +1,5 @@
 #include "config.h"
 
-#include <stdint.h>
-#include <time.h>
-
 #include <sodium.h>
 
 #include "uuid.h"
@@ -43,56 +40,22 @@ uuid_parse(const char *s, size_t len, char out[UUID_TEXT_LEN + 1])
     return true;
 }
 
-static void
-uuid_format(const unsigned char bytes[16], char out[UUID_TEXT_LEN + 1])
+void
+uuid_generate(char out[UUID_TEXT_LEN + 1])
 {
     static const char digits[] = "0123456789abcdef";
+    unsigned char bytes[16];
     size_t pos = 0;
 
-    for (size_t i = 0; i < 16; i++) {
+    randombytes_buf(bytes, sizeof(bytes));
+    bytes[6] = (unsigned char)((bytes[6] & 0x0f) | 0x40);  /* version 4 */
+    bytes[8] = (unsigned char)((bytes[8] & 0x3f) | 0x80);  /* RFC 4122 */
+
+    for (size_t i = 0; i < sizeof(bytes); i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
             out[pos++] = '-';
         out[pos++] = digits[bytes[i] >> 4];
         out[pos++] = digits[bytes[i] & 0x0f];
     }
     out[pos] = '\0';
-}
-
-void
-uuid_generate(char out[UUID_TEXT_LEN + 1])
-{
-    unsigned char bytes[16];
-
-    randombytes_buf(bytes, sizeof(bytes));
-    bytes[6] = (unsigned char)((bytes[6] & 0x0f) | 0x40);  /* version 4 */
-    bytes[8] = (unsigned char)((bytes[8] & 0x3f) | 0x80);  /* RFC 4122 */
-    uuid_format(bytes, out);
-}
-
-void
-uuid_generate_v7(char out[UUID_TEXT_LEN + 1])
-{
-    /* The last stamp made here: ms << 12 | fraction in 4096ths. */
-    static uint64_t last;
-    unsigned char bytes[16];
-    struct timespec now;
-    uint64_t stamp;
-
-    clock_gettime(CLOCK_REALTIME, &now);
-    stamp = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
-    stamp = stamp << 12 |
-        (uint64_t)(now.tv_nsec % 1000000) * 4096 / 1000000;
-
-    /* Never the same or an older stamp twice in one process. */
-    if (stamp <= last)
-        stamp = last + 1;
-    last = stamp;
-
-    randombytes_buf(bytes, sizeof(bytes));
-    for (int i = 0; i < 6; i++)
-        bytes[i] = (unsigned char)(stamp >> (12 + 8 * (5 - i)));
-    bytes[6] = (unsigned char)(0x70 | ((stamp >> 8) & 0x0f));  /* v7 */
-    bytes[7] = (unsigned char)(stamp & 0xff);
-    bytes[8] = (unsigned char)((bytes[8] & 0x3f) | 0x80);  /* RFC 4122 */
-    uuid_format(bytes, out);
 }

@@ -21,13 +21,4 @@ bool uuid_parse(const char *s, size_t len, char out[UUID_TEXT_LEN + 1]);
 /* A random (version 4) UUID from libsodium's generator. */
 void uuid_generate(char out[UUID_TEXT_LEN + 1]);
 
-/*
- * A time-ordered (version 7) UUID: 48 bits of Unix time in milliseconds,
- * 12 bits of the fraction of that millisecond (RFC 9562, section 6.2,
- * method 3), then random bits.  Ids compare (as text or as PostgreSQL
- * uuids) in the order they were made; within one process strictly, even
- * when the clock steps back.
- */
-void uuid_generate_v7(char out[UUID_TEXT_LEN + 1]);
-
 #endif

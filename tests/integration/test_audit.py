@@ -19,9 +19,10 @@ USER_AGENT = 'audit-test/1.0 (integration)'
 MASK = '***'
 MUTATING = ('POST', 'PUT', 'PATCH', 'DELETE')
 
-# A UUID of version 7: 48 bits of milliseconds, then "7".
-UUID7_RE = re.compile(
-    r'^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$')
+# An ObjectId written as a UUID (lib/mongo.h): oooooooo-oooo-80oo-80oo-
+# oooooooo0000.
+OID_UUID_RE = re.compile(
+    r'^[0-9a-f]{8}-[0-9a-f]{4}-80[0-9a-f]{2}-80[0-9a-f]{2}-[0-9a-f]{8}0000$')
 
 
 def agent_body(**changes):
@@ -98,7 +99,7 @@ class OutboxCommitTest(AuditTestCase):
     def test_a_create_commits_its_entry_with_the_change(self):
         agent = self.create('agents', agent_body())
         entry = self.assertOneEntry(agent['id'], 'create', 'agent')
-        self.assertRegex(entry['id'], UUID7_RE)
+        self.assertRegex(entry['id'], OID_UUID_RE)
         self.assertEqual(entry['changes'], {'before': None, 'after': agent})
         self.assertEqual(entry['ip_address'], '127.0.0.1')
         self.assertEqual(entry['user_agent'], USER_AGENT)
@@ -184,7 +185,7 @@ class OutboxCommitTest(AuditTestCase):
         entries = [e for e in self.entries() if e['resource_id'] in ids]
         self.assertEqual([e['resource_id'] for e in entries], ids)
         for entry in entries:
-            self.assertRegex(entry['id'], UUID7_RE)
+            self.assertRegex(entry['id'], OID_UUID_RE)
 
 
 class ChangesTest(AuditTestCase):
