@@ -22,6 +22,7 @@
 #include "db.h"
 #include "error.h"
 #include "json.h"
+#include "mongo.h"
 #include "tenant.h"
 #include "token.h"
 #include "uuid.h"
@@ -34,7 +35,7 @@ struct route;
 struct request {
     struct arena *arena;
     struct db *db;
-    struct mongo *mongo;        /* the worker's MongoDB client (mongo.h) */
+    struct mongo *mongo;        /* the worker's MongoDB client */
     const struct crewd_conf *conf;
     const struct token_secret *secret;
 

@@ -164,6 +164,23 @@ const struct route routes[] = {
       resource_delete_route, "delete a tool",
       &tools_resource, NULL },
 
+    /* execution logs and chat */
+    { "POST", "/api/v1/executions/{id}/logs", HOST_TENANT, ROLE_MEMBER,
+      execution_logs_create,
+      "append log entries to an execution: one, or an array of up to 1000",
+      NULL, &execution_logs_create_doc },
+    { "GET", "/api/v1/executions/{id}/logs", HOST_TENANT, ROLE_VIEWER,
+      execution_logs_list, "an execution's log entries, newest first",
+      NULL, &execution_logs_list_doc },
+    { "POST", "/api/v1/conversations/{id}/messages", HOST_TENANT,
+      ROLE_MEMBER, chat_messages_create,
+      "add a message to a conversation (the id is the client's UUID)",
+      NULL, &chat_messages_create_doc },
+    { "GET", "/api/v1/conversations/{id}/messages", HOST_TENANT,
+      ROLE_VIEWER, chat_messages_list,
+      "a conversation's messages, oldest first",
+      NULL, &chat_messages_list_doc },
+
     /* audit logs */
     { "GET", "/api/v1/audit-logs", HOST_TENANT, ROLE_ADMIN,
       audit_logs_list, "the tenant's audit trail, newest first",

@@ -33,6 +33,12 @@ extern const struct route_doc executions_run_doc;
 extern const struct route_doc executions_cancel_doc;
 extern const struct route_doc agents_delete_doc;
 extern const struct route_doc openapi_doc;
+/* execution logs and chat */
+extern const struct route_doc execution_logs_create_doc;
+extern const struct route_doc execution_logs_list_doc;
+extern const struct route_doc chat_messages_create_doc;
+extern const struct route_doc chat_messages_list_doc;
+
 extern const struct route_doc audit_logs_list_doc;
 
 /* openapi.c */
@@ -76,6 +82,12 @@ int executions_create(struct request *req);
 int executions_cancel(struct request *req);
 
 /* tools.c */
+
+/* execution logs and chat: execution_logs.c, chat_messages.c */
+int execution_logs_create(struct request *req);
+int execution_logs_list(struct request *req);
+int chat_messages_create(struct request *req);
+int chat_messages_list(struct request *req);
 
 /* audit logs: audit_logs.c */
 int audit_logs_list(struct request *req);

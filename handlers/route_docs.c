@@ -26,7 +26,8 @@ const struct route_doc health_ready_doc = {
     200, NULL,
     "{\"type\":\"object\",\"properties\":{\"status\":"
     "{\"enum\":[\"ready\",\"unavailable\"]},\"postgresql\":"
-    "{\"enum\":[\"up\",\"down\"]},\"mongodb\":" STRING "}}",
+    "{\"enum\":[\"up\",\"down\"]},\"mongodb\":"
+    "{\"enum\":[\"up\",\"down\",\"not configured\"]}}}",
     NULL,
 };
 
@@ -112,6 +113,84 @@ const struct route_doc agents_delete_doc = {
 const struct route_doc openapi_doc = {
     200, NULL, "{\"type\":\"object\"}", NULL,
 };
+
+/* execution logs and chat */
+
+#define PAGE_OF(item) \
+    "{\"type\":\"object\",\"required\":[\"items\",\"next_cursor\"]," \
+    "\"properties\":{\"items\":{\"type\":\"array\",\"items\":" item "}," \
+    "\"next_cursor\":{\"type\":[\"string\",\"null\"]}}}"
+
+#define LOG_LEVEL_SCHEMA \
+    "{\"enum\":[\"debug\",\"info\",\"warning\",\"error\"]}"
+
+#define LOG_ENTRY_IN \
+    "{\"type\":\"object\",\"additionalProperties\":false," \
+    "\"required\":[\"level\",\"message\"],\"properties\":{" \
+    "\"level\":" LOG_LEVEL_SCHEMA "," \
+    "\"message\":{\"type\":\"string\",\"maxLength\":65536}," \
+    "\"node_id\":{\"type\":[\"string\",\"null\"],\"maxLength\":255}," \
+    "\"metadata\":{\"type\":[\"object\",\"null\"],\"description\":" \
+    "\"member names must not start with '$' or contain '.'\"}}}"
+
+#define LOG_ENTRY_OUT \
+    "{\"type\":\"object\",\"properties\":{\"id\":" UUID_SCHEMA "," \
+    "\"execution_id\":" UUID_SCHEMA "," \
+    "\"node_id\":{\"type\":[\"string\",\"null\"]}," \
+    "\"level\":" LOG_LEVEL_SCHEMA ",\"message\":" STRING "," \
+    "\"metadata\":{\"type\":[\"object\",\"null\"]}," \
+    "\"timestamp\":" TIME_SCHEMA "}}"
+
+const struct route_doc execution_logs_create_doc = {
+    201,
+    "{\"oneOf\":[" LOG_ENTRY_IN ",{\"type\":\"array\",\"minItems\":1,"
+    "\"maxItems\":1000,\"items\":" LOG_ENTRY_IN "}]}",
+    "{\"oneOf\":[" LOG_ENTRY_OUT ",{\"type\":\"object\",\"properties\":"
+    "{\"items\":{\"type\":\"array\",\"items\":" LOG_ENTRY_OUT "}}}]}",
+    NULL,
+};
+
+static const char *const logs_query[] = {
+    "level", "limit", "cursor", NULL
+};
+
+const struct route_doc execution_logs_list_doc = {
+    200, NULL, PAGE_OF(LOG_ENTRY_OUT), logs_query,
+};
+
+#define CHAT_ROLE_SCHEMA \
+    "{\"enum\":[\"user\",\"assistant\",\"system\",\"tool\"]}"
+
+#define CHAT_MESSAGE_IN \
+    "{\"type\":\"object\",\"additionalProperties\":false," \
+    "\"required\":[\"role\",\"content\"],\"properties\":{" \
+    "\"role\":" CHAT_ROLE_SCHEMA "," \
+    "\"content\":{\"type\":\"string\",\"maxLength\":1048576}," \
+    "\"tool_calls\":{\"type\":[\"array\",\"null\"],\"maxItems\":128," \
+    "\"items\":{\"type\":\"object\"}}," \
+    "\"metadata\":{\"type\":[\"object\",\"null\"]}}}"
+
+#define CHAT_MESSAGE_OUT \
+    "{\"type\":\"object\",\"properties\":{\"id\":" UUID_SCHEMA "," \
+    "\"conversation_id\":" UUID_SCHEMA ",\"role\":" CHAT_ROLE_SCHEMA "," \
+    "\"content\":" STRING "," \
+    "\"tool_calls\":{\"type\":[\"array\",\"null\"]}," \
+    "\"metadata\":{\"type\":[\"object\",\"null\"]}," \
+    "\"timestamp\":" TIME_SCHEMA "}}"
+
+const struct route_doc chat_messages_create_doc = {
+    201, CHAT_MESSAGE_IN, CHAT_MESSAGE_OUT, NULL,
+};
+
+static const char *const messages_query[] = {
+    "role", "limit", "cursor", NULL
+};
+
+const struct route_doc chat_messages_list_doc = {
+    200, NULL, PAGE_OF(CHAT_MESSAGE_OUT), messages_query,
+};
+
+/* audit logs */
 
 static const char *const audit_logs_query[] = {
     "limit", "cursor", "user_id", "resource_type", "resource_id", NULL

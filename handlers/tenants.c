@@ -2,7 +2,9 @@
  * Sign-up on the apex host: POST /api/v1/tenants.
  *
  * Creates the tenant, its schema and its first admin in one transaction
- * (lib/tenant.c); on any failure nothing is left behind.
+ * (lib/tenant.c); on any failure nothing is left behind.  Its MongoDB
+ * collections follow; while MongoDB is down the sign-up still succeeds
+ * and they are made when it returns (lib/provision.h).
  */
 #include "config.h"
 
@@ -81,8 +83,8 @@ tenants_create(struct request *req)
     signup.admin_password_hash = hash;
     signup.ip_address = req->remote_addr;
     signup.user_agent = req->user_agent;
-    if (tenant_create(req->db, req->arena, &signup, &tenant, admin_id,
-            &req->err) < 0)
+    if (tenant_create(req->db, req->mongo, req->arena, &signup, &tenant,
+            admin_id, &req->err) < 0)
         return -1;
 
     log_info("signed up tenant %s (%s)", tenant.slug, tenant.id);

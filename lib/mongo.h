@@ -83,6 +83,11 @@ enum mongo_kind {
 /* "execution_logs", "chat_messages", "audit_logs". */
 const char *mongo_kind_name(enum mongo_kind kind);
 
+/* The enums of the validators, NULL-terminated. */
+extern const char *const mongo_log_levels[];      /* debug ... error */
+extern const char *const mongo_chat_roles[];      /* user ... tool */
+extern const char *const mongo_audit_actions[];   /* create ... delete */
+
 /*
  * Checks a mongodb_uri value without connecting: "" (not configured) or
  * a URI libmongoc accepts whose database name MongoDB allows.  On failure

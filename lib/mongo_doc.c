@@ -22,15 +22,15 @@
  * The rules: the fields, types and enums of the design's validators.
  * -------------------------------------------------------------------- */
 
-static const char *const log_levels[] = {
+const char *const mongo_log_levels[] = {
     "debug", "info", "warning", "error", NULL
 };
 
-static const char *const chat_roles[] = {
+const char *const mongo_chat_roles[] = {
     "user", "assistant", "system", "tool", NULL
 };
 
-static const char *const audit_actions[] = {
+const char *const mongo_audit_actions[] = {
     "create", "read", "update", "delete", NULL
 };
 
@@ -39,7 +39,7 @@ static const struct mongo_field execution_log_fields[] = {
       "UUID of the execution" },
     { "node_id", MONGO_FIELD_STRING, false, NULL,
       "Flow node that generated the log" },
-    { "level", MONGO_FIELD_ENUM, true, log_levels, "Log level" },
+    { "level", MONGO_FIELD_ENUM, true, mongo_log_levels, "Log level" },
     { "message", MONGO_FIELD_STRING, true, NULL, "Log message" },
     { "metadata", MONGO_FIELD_OBJECT, false, NULL,
       "Additional structured data" },
@@ -49,7 +49,8 @@ static const struct mongo_field execution_log_fields[] = {
 static const struct mongo_field chat_message_fields[] = {
     { "conversation_id", MONGO_FIELD_STRING, true, NULL,
       "Conversation identifier" },
-    { "role", MONGO_FIELD_ENUM, true, chat_roles, "Message sender role" },
+    { "role", MONGO_FIELD_ENUM, true, mongo_chat_roles,
+      "Message sender role" },
     { "content", MONGO_FIELD_STRING, true, NULL, "Message content" },
     { "tool_calls", MONGO_FIELD_ARRAY, false, NULL,
       "Tool invocations in this message" },
@@ -61,7 +62,7 @@ static const struct mongo_field chat_message_fields[] = {
 static const struct mongo_field audit_log_fields[] = {
     { "user_id", MONGO_FIELD_STRING, true, NULL,
       "User who performed the action" },
-    { "action", MONGO_FIELD_ENUM, true, audit_actions,
+    { "action", MONGO_FIELD_ENUM, true, mongo_audit_actions,
       "Action performed" },
     { "resource_type", MONGO_FIELD_STRING, true, NULL,
       "Type of resource (agent, flow, etc.)" },

@@ -9,6 +9,7 @@
 #include "audit.h"
 #include "log.h"
 #include "migrate.h"
+#include "provision.h"
 #include "tenant.h"
 
 /*
@@ -132,7 +133,7 @@ random_schema_name(char out[SCHEMA_NAME_MAX + 1])
 }
 
 int
-tenant_create(struct db *db, struct arena *a,
+tenant_create(struct db *db, struct mongo *mongo, struct arena *a,
     const struct tenant_signup *in, struct tenant *out,
     char admin_user_id[UUID_TEXT_LEN + 1], struct crewd_error *err)
 {
@@ -194,6 +195,17 @@ tenant_create(struct db *db, struct arena *a,
 
     PQfreemem(quoted);
     log_info("tenant %s created with schema %s", out->slug, out->schema);
+
+    /* Committed: from here on a failure only postpones the collections. */
+    if (mongo_configured(mongo)) {
+        struct crewd_error later;
+
+        error_clear(&later);
+        if (provision_tenant(db, mongo, a, out->id, &later) < 0)
+            log_warn("tenant %s: MongoDB collections not made yet (%s); "
+                "they are made when MongoDB answers", out->slug,
+                later.detail);
+    }
     return 0;
 
 fail:

@@ -14,6 +14,7 @@
 #include "arena.h"
 #include "db.h"
 #include "error.h"
+#include "mongo.h"
 #include "uuid.h"
 
 #define SLUG_MAX 63
@@ -59,8 +60,13 @@ struct tenant_signup {
  * of its own (the connection must be idle), with their audit entries.
  * A taken slug is a 409.
  * Fills out and the admin's id; on any failure nothing is left behind.
+ *
+ * Then, with mongo not NULL, makes the tenant's MongoDB collections
+ * (lib/provision.h).  That step never fails the creation: while MongoDB
+ * is down the tenant stays marked pending and its collections are made
+ * when MongoDB returns.
  */
-int tenant_create(struct db *db, struct arena *a,
+int tenant_create(struct db *db, struct mongo *mongo, struct arena *a,
     const struct tenant_signup *in, struct tenant *out,
     char admin_user_id[UUID_TEXT_LEN + 1], struct crewd_error *err);
 
