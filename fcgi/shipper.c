@@ -14,6 +14,7 @@
 #include "db.h"
 #include "log.h"
 #include "mongo.h"
+#include "provision.h"
 #include "shipper.h"
 #include "tenant.h"
 #include "uuid.h"
@@ -55,18 +56,24 @@ static const char SQL_TENANT_SCHEMA[] =
 static const char SQL_TENANT_LOCK[] =
     "SELECT pg_try_advisory_xact_lock(hashtext('crewd.audit.' || $1))";
 
-/* %s: the tenant's schema, quoted, and a dot.  Columns: struct row. */
+/*
+ * %s: the tenant's schema, quoted, and a dot.  The oldest rows, locked,
+ * with their size; then the batch's rows in full (the columns below).
+ */
 static const char SQL_CLAIM[] =
+    "SELECT id, octet_length(changes::text) FROM %saudit_outbox"
+    " ORDER BY id LIMIT " STR(SHIPPER_BATCH) " FOR UPDATE SKIP LOCKED";
+
+static const char SQL_BATCH[] =
     "SELECT id, user_id, action, resource_type, resource_id, changes,"
     " ip_address, user_agent,"
     " floor(extract(epoch FROM created_at) * 1000)::bigint"
-    " FROM %saudit_outbox ORDER BY id LIMIT " STR(SHIPPER_BATCH)
-    " FOR UPDATE SKIP LOCKED";
+    " FROM %saudit_outbox WHERE id = ANY($1::uuid[]) ORDER BY id";
 
 static const char SQL_SHIPPED[] =
     "DELETE FROM %saudit_outbox WHERE id = ANY($1::uuid[])";
 
-/* The columns of SQL_CLAIM. */
+/* The columns of SQL_BATCH. */
 enum {
     COL_ID, COL_USER_ID, COL_ACTION, COL_RESOURCE_TYPE, COL_RESOURCE_ID,
     COL_CHANGES, COL_IP, COL_USER_AGENT, COL_TIMESTAMP_MS
@@ -324,7 +331,18 @@ sweep(struct shipper *s)
     return 0;
 }
 
-/* Row i of SQL_CLAIM's result as an entry. */
+/* Says once that MongoDB went away, and once that it came back. */
+static void
+sink_state(struct shipper *s, bool down, const char *why)
+{
+    if (down && !s->sink_down)
+        log_warn("audit shipper: %s; entries wait in the outboxes", why);
+    else if (!down && s->sink_down)
+        log_info("audit shipper: MongoDB takes entries again");
+    s->sink_down = down;
+}
+
+/* Row i of SQL_BATCH's result as an entry. */
 static void
 stored_entry(const PGresult *rows, int i, struct audit_stored *e)
 {
@@ -340,7 +358,7 @@ stored_entry(const PGresult *rows, int i, struct audit_stored *e)
 }
 
 /*
- * Writes a batch of outbox rows (SQL_CLAIM's columns) to the tenant's
+ * Writes a batch of outbox rows (SQL_BATCH's columns) to the tenant's
  * audit collection: one insert_many, where an _id already there (a
  * batch shipped before whose delete did not commit) counts as written.
  */
@@ -376,31 +394,40 @@ deliver(struct shipper *s, const char *tenant_id, const PGresult *rows)
     for (int i = 0; i < made; i++)
         bson_destroy(&docs[i]);
 
-    if (result == SHIP_SINK_DOWN && !s->sink_down)
-        log_warn("audit shipper: %s; entries wait in the outboxes",
-            err.detail);
-    else if (result == SHIP_DRAINED && s->sink_down)
-        log_info("audit shipper: MongoDB takes entries again");
     if (result != SHIP_REFUSED)
-        s->sink_down = result == SHIP_SINK_DOWN;
+        sink_state(s, result == SHIP_SINK_DOWN, err.detail);
     return result;
 }
 
-/* The ids of rows as one array parameter: "{id,id,...}". */
+/* The ids of rows[0..n) as one array parameter: "{id,id,...}". */
 static const char *
-row_ids(struct shipper *s, const PGresult *rows)
+row_ids(struct shipper *s, const PGresult *rows, int n)
 {
     struct buf text = BUF_INIT;
     const char *out;
 
     buf_putc(&text, '{');
-    for (int i = 0; i < PQntuples(rows); i++)
-        buf_printf(&text, "%s%s", i > 0 ? "," : "",
-            db_value(rows, i, COL_ID));
+    for (int i = 0; i < n; i++)
+        buf_printf(&text, "%s%s", i > 0 ? "," : "", db_value(rows, i, 0));
     buf_putc(&text, '}');
     out = arena_strdup(s->arena, buf_cstr(&text));
     buf_free(&text);
     return out;
+}
+
+/* How many of the claimed rows fit in one batch (one at least). */
+static int
+batch_size(const PGresult *claimed)
+{
+    long long bytes = 0;
+    int n;
+
+    for (n = 0; n < PQntuples(claimed); n++) {
+        bytes += strtoll(db_value(claimed, n, 1), NULL, 10);
+        if (n > 0 && bytes > SHIPPER_BATCH_BYTES)
+            break;
+    }
+    return n;
 }
 
 /* One batch of one tenant, in its own transaction. */
@@ -411,7 +438,8 @@ ship_batch(struct shipper *s, const char *tenant_id, const char *schema,
     const char *params[1] = { tenant_id };
     enum ship_result result;
     struct crewd_error err;
-    PGresult *res, *rows;
+    PGresult *res, *claimed, *rows;
+    int n;
 
     *shipped = 0;
     error_clear(&err);
@@ -426,14 +454,20 @@ ship_batch(struct shipper *s, const char *tenant_id, const char *schema,
         return SHIP_BUSY;
     }
 
-    rows = db_exec(&s->db, s->arena, &err,
+    claimed = db_exec(&s->db, s->arena, &err,
         arena_printf(s->arena, SQL_CLAIM, schema), 0, NULL);
-    if (rows == NULL)
+    if (claimed == NULL)
         goto db_down;
-    if (PQntuples(rows) == 0) {
+    if (PQntuples(claimed) == 0) {
         db_rollback(&s->db);
         return SHIP_DRAINED;
     }
+    n = batch_size(claimed);
+    params[0] = row_ids(s, claimed, n);
+    rows = db_exec(&s->db, s->arena, &err,
+        arena_printf(s->arena, SQL_BATCH, schema), 1, params);
+    if (rows == NULL)
+        goto db_down;
 
     result = deliver(s, tenant_id, rows);
     if (result != SHIP_DRAINED) {
@@ -442,13 +476,13 @@ ship_batch(struct shipper *s, const char *tenant_id, const char *schema,
     }
 
     /* MongoDB has them: a failure from here on ships them again. */
-    params[0] = row_ids(s, rows);
     if (db_run(&s->db, &err, arena_printf(s->arena, SQL_SHIPPED, schema),
             1, params) < 0 || db_commit(&s->db, &err) < 0)
         goto db_down;
 
-    *shipped = PQntuples(rows);
-    return *shipped < SHIPPER_BATCH ? SHIP_DRAINED : SHIP_MORE;
+    *shipped = n;
+    return n < PQntuples(claimed) || n == SHIPPER_BATCH ? SHIP_MORE
+                                                        : SHIP_DRAINED;
 
 db_down:
     db_rollback(&s->db);
@@ -476,6 +510,23 @@ ship_tenant(struct shipper *s, const char *tenant_id)
     if (schema == NULL) {
         log_error("tenant %s has an invalid schema name", tenant_id);
         return SHIP_DRAINED;
+    }
+
+    /*
+     * Never into a collection that is not made yet: an insert would make
+     * one without its validator and indexes.  A tenant signed up while
+     * MongoDB was down gets its collections here, if not before.
+     */
+    if (provision_ensure(&s->db, s->mongo, s->arena, tenant_id, &err) < 0) {
+        if (err.status == 503 && mongo_available(s->mongo))
+            return SHIP_DB_DOWN;
+        if (err.status == 503) {
+            sink_state(s, true, err.detail);
+            return SHIP_SINK_DOWN;
+        }
+        log_error("audit shipper: the collections of tenant %s cannot be "
+            "made: %s", tenant_id, err.detail);
+        return SHIP_REFUSED;
     }
 
     for (int turn = 0; turn < BATCHES_PER_TURN; turn++) {

@@ -25,8 +25,13 @@
 
 #include "conf.h"
 
-/* Rows per batch: one transaction, one write to MongoDB. */
+/*
+ * A batch is one transaction and one write to MongoDB: at most this many
+ * rows, and no more bytes of changes than this (a single larger entry
+ * goes alone).
+ */
 #define SHIPPER_BATCH 500
+#define SHIPPER_BATCH_BYTES (8 * 1024 * 1024)
 
 /* Never returns: exits 0 after SIGTERM, non-zero on a fault. */
 void shipper_run(const struct crewd_conf *conf) __attribute__((noreturn));

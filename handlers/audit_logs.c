@@ -37,38 +37,56 @@ audit_record(struct request *req, enum audit_action action,
         &e, &req->err);
 }
 
-/*
- * Row 0 of res as the API shows it (r->write), as a JSON value released
- * with the request's arena; *out is NULL for a NULL res.
- */
-static int
-row_json(struct request *req, const struct resource *r, const PGresult *res,
-    struct json_object **out)
+int
+audit_capture(struct request *req,
+    void (*write)(struct request *req, const void *thing),
+    const void *thing, struct json_object **out)
 {
     struct json_writer saved = req->json;
     struct buf text = BUF_INIT;
     struct crewd_error err;
     int rc;
 
-    *out = NULL;
-    if (res == NULL)
-        return 0;
-
-    /* The resource's own writer, aimed at a buffer of ours for a while. */
     jw_init(&req->json, &text);
-    r->write(req, res, 0);
+    write(req, thing);
     req->json = saved;
 
     error_clear(&err);
     rc = json_parse(buf_cstr(&text), text.len, out, &err);
     buf_free(&text);
     if (rc < 0 || *out == NULL) {
-        log_error("the %s writer made JSON that does not parse: %s",
-            r->noun, err.detail);
+        log_error("a writer made JSON that does not parse: %s", err.detail);
         return request_fail(req, 500, "internal error");
     }
     arena_defer(req->arena, put_json, *out);
     return 0;
+}
+
+/* A row and the resource that shows it, for audit_capture. */
+struct shown_row {
+    const struct resource *r;
+    const PGresult *res;
+};
+
+static void
+write_row(struct request *req, const void *thing)
+{
+    const struct shown_row *row = thing;
+
+    row->r->write(req, row->res, 0);
+}
+
+/* Row 0 of res as the API shows it; *out is NULL for a NULL res. */
+static int
+row_json(struct request *req, const struct resource *r, const PGresult *res,
+    struct json_object **out)
+{
+    struct shown_row row = { r, res };
+
+    *out = NULL;
+    if (res == NULL)
+        return 0;
+    return audit_capture(req, write_row, &row, out);
 }
 
 int
@@ -164,7 +182,7 @@ uuid_filter(struct request *req, const char *name,
     return 0;
 }
 
-/* ?resource_type=, one of the types the trail records. */
+/* ?resource_type=, of the shape every type has ("llm_provider"). */
 static int
 type_filter(struct request *req, struct mongo_condition *c, size_t *n)
 {
@@ -172,17 +190,15 @@ type_filter(struct request *req, struct mongo_condition *c, size_t *n)
 
     if (text == NULL)
         return 0;
-    for (size_t i = 0; audit_resource_types[i] != NULL; i++)
-        if (strcmp(text, audit_resource_types[i]) == 0) {
-            c[*n].field = "resource_type";
-            c[*n].op = MONGO_EQ;
-            c[*n].value.type = MONGO_STRING;
-            c[*n].value.string = audit_resource_types[i];
-            (*n)++;
-            return 0;
-        }
-    return bad_filter(req, "resource_type",
-        "must be one of the allowed values");
+    if (!audit_type_valid(text))
+        return bad_filter(req, "resource_type", "must be a resource type: "
+            "lower-case letters and '_'");
+    c[*n].field = "resource_type";
+    c[*n].op = MONGO_EQ;
+    c[*n].value.type = MONGO_STRING;
+    c[*n].value.string = text;
+    (*n)++;
+    return 0;
 }
 
 /*

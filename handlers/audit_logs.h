@@ -27,6 +27,15 @@ int audit_record(struct request *req, enum audit_action action,
     struct json_object *before, struct json_object *after);
 
 /*
+ * Calls write(req, thing) with req->json aimed at a buffer of its own,
+ * and gives what it wrote as a JSON value released with the arena: a
+ * thing as the API shows it, for an entry's before or after.
+ */
+int audit_capture(struct request *req,
+    void (*write)(struct request *req, const void *thing),
+    const void *thing, struct json_object **out);
+
+/*
  * What a request wrote: values[i] read against specs[i].  A write-only
  * field among them (a password, credentials) never shows in a response,
  * so the entry's "after" shows it as "***" (null when it was removed).

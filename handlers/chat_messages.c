@@ -14,6 +14,7 @@
 
 #include <string.h>
 
+#include "audit_logs.h"
 #include "documents.h"
 #include "handlers.h"
 #include "provision.h"
@@ -101,6 +102,25 @@ take_tool_calls(struct request *req, struct json_object *body, bool *bad)
     return *bad ? NULL : calls;
 }
 
+static void
+write_message(struct request *req, const void *doc)
+{
+    documents_write(&req->json, doc, message_shown);
+}
+
+/* The audit entry of a new message: the message as the API shows it. */
+static int
+audit_message(struct request *req, const bson_t *doc, const bson_oid_t *oid)
+{
+    struct json_object *after;
+    char id[UUID_TEXT_LEN + 1];
+
+    mongo_oid_to_uuid(oid, id);
+    if (audit_capture(req, write_message, doc, &after) < 0)
+        return -1;
+    return audit_record(req, AUDIT_CREATE, "chat_message", id, NULL, after);
+}
+
 int
 chat_messages_create(struct request *req)
 {
@@ -140,6 +160,10 @@ chat_messages_create(struct request *req)
 
     /* The collection's own rules, whether or not the server checks. */
     if (mongo_doc_check(MONGO_CHAT_MESSAGES, doc, "", &req->err) < 0)
+        return -1;
+
+    /* Before the write: a failure of either leaves neither. */
+    if (audit_message(req, doc, &oid) < 0)
         return -1;
 
     docs[0] = doc;

@@ -17,6 +17,7 @@
 
 #include <string.h>
 
+#include "audit_logs.h"
 #include "documents.h"
 #include "handlers.h"
 #include "provision.h"
@@ -53,6 +54,12 @@ static void
 release_bson(void *doc)
 {
     bson_destroy(doc);
+}
+
+static void
+release_json(void *value)
+{
+    json_object_put(value);
 }
 
 /* 404 unless the path names an execution of the calling tenant. */
@@ -102,6 +109,23 @@ log_document(struct request *req, const struct field_value *v,
     return doc;
 }
 
+/*
+ * The audit entry of a batch: how many entries the execution got (the
+ * entries themselves are in the log, not copied into the trail).
+ */
+static int
+audit_logs_written(struct request *req, size_t n)
+{
+    struct json_object *after = json_object_new_object();
+
+    arena_defer(req->arena, release_json, after);
+    json_object_object_add(after, "execution_id",
+        json_object_new_string(req->path_ids[0]));
+    json_object_object_add(after, "count", json_object_new_int64((int64_t)n));
+    return audit_record(req, AUDIT_CREATE, "execution_log",
+        req->path_ids[0], NULL, after);
+}
+
 int
 execution_logs_create(struct request *req)
 {
@@ -132,7 +156,9 @@ execution_logs_create(struct request *req)
     if (req->err.status != 0)
         return -1;
 
-    if (provision_ensure(req->db, req->mongo, req->arena, req->tenant->id,
+    /* Before the write: a failure of either leaves neither. */
+    if (audit_logs_written(req, n) < 0 ||
+        provision_ensure(req->db, req->mongo, req->arena, req->tenant->id,
             &req->err) < 0 ||
         mongo_insert_many(req->mongo, MONGO_EXECUTION_LOGS, req->tenant->id,
             docs, n, 0, &req->err) < 0)

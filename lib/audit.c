@@ -36,10 +36,15 @@ const char *const audit_action_names[] = {
     NULL
 };
 
-const char *const audit_resource_types[] = {
-    "agent", "audit_log", "crew", "execution", "flow", "llm_provider",
-    "tenant", "tool", "user", NULL
-};
+bool
+audit_type_valid(const char *type)
+{
+    size_t len = strlen(type);
+
+    if (len == 0 || len > AUDIT_TYPE_MAX || type[0] < 'a' || type[0] > 'z')
+        return false;
+    return strspn(type, "abcdefghijklmnopqrstuvwxyz_") == len;
+}
 
 /*
  * Member names whose values are secrets, compared without case and with

@@ -48,13 +48,13 @@ enum audit_action {
 /* "create", "read", "update", "delete"; NULL-terminated. */
 extern const char *const audit_action_names[];
 
-/* The resource types crewd records, for the list filter; NULL-ended. */
-extern const char *const audit_resource_types[];
+/* True for a resource type's shape: a lower-case letter, then [a-z_]. */
+bool audit_type_valid(const char *type);
 
 struct audit_entry {
     enum audit_action action;
     const char *user_id;        /* who acted (a UUID) */
-    const char *resource_type;  /* one of audit_resource_types */
+    const char *resource_type;  /* "agent": see audit_type_valid */
     const char *resource_id;    /* a UUID; NULL: none (a list read) */
 
     /*

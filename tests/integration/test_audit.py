@@ -420,10 +420,12 @@ def audited_type(pattern):
     """The resource type an entry of a route names."""
     if pattern.endswith('/executions'):
         return 'execution'      # running a flow makes an execution
+    if pattern.endswith('/logs'):
+        return 'execution_log'
     return {'agents': 'agent', 'crews': 'crew', 'flows': 'flow',
             'executions': 'execution', 'tools': 'tool',
-            'llm-providers': 'llm_provider',
-            'users': 'user'}[pattern.split('/')[3]]
+            'llm-providers': 'llm_provider', 'users': 'user',
+            'conversations': 'chat_message'}[pattern.split('/')[3]]
 
 
 class RouteWalkTest(AuditTestCase):
@@ -509,10 +511,21 @@ class RouteWalkTest(AuditTestCase):
             'flows', self.flow()), None
 
     def fixture_post_executions_id_cancel(self):
+        return '/api/v1/executions/%s/cancel' % self.an_execution(), None
+
+    def an_execution(self):
         flow = self.a('flows', self.flow())
         resp = self.call('POST', '/api/v1/flows/%s/executions' % flow)
-        execution = self.assertJson(resp, 202)['id']
-        return '/api/v1/executions/%s/cancel' % execution, None
+        return self.assertJson(resp, 202)['id']
+
+    def fixture_post_executions_id_logs(self):
+        return '/api/v1/executions/%s/logs' % self.an_execution(), [
+            {'level': 'info', 'message': 'one'},
+            {'level': 'error', 'message': 'two'}]
+
+    def fixture_post_conversations_id_messages(self):
+        return '/api/v1/conversations/%s/messages' % random_uuid(), {
+            'role': 'user', 'content': 'hello'}
 
     def tool(self):
         return {'name': 'walk', 'docker_image': 'alpine:3',
@@ -563,10 +576,17 @@ class RouteWalkTest(AuditTestCase):
                 self.assertEqual(new[0]['resource_type'],
                                  audited_type(route.pattern))
                 self.assertEqual(new[0]['user_id'], self.admin_id)
-                if resp.status != 204:
-                    body = resp.json()
-                    if 'id' in body:
-                        self.assertEqual(new[0]['resource_id'], body['id'])
+                if route.pattern.endswith('/logs'):
+                    # A batch of entries of the execution in the path.
+                    self.assertEqual(new[0]['resource_id'],
+                                     path.split('/')[4])
+                    self.assertEqual(new[0]['changes'], {
+                        'before': None, 'after': {
+                            'execution_id': path.split('/')[4],
+                            'count': len(body)}})
+                elif resp.status != 204 and 'id' in resp.json():
+                    self.assertEqual(new[0]['resource_id'],
+                                     resp.json()['id'])
 
 
 if __name__ == '__main__':
