@@ -33,6 +33,9 @@ const struct route routes[] = {
     { "GET", "/api/v1/tenant", HOST_TENANT, ROLE_VIEWER,
       tenants_self, "the calling tenant's own record",
       NULL, &tenants_self_doc },
+    { "PATCH", "/api/v1/tenant", HOST_TENANT, ROLE_ADMIN,
+      tenants_update, "change the tenant's name or audit settings",
+      NULL, &tenants_update_doc },
 
     /* authentication */
     { "POST", "/api/v1/auth/login", HOST_TENANT, ROLE_NONE,

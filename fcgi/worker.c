@@ -15,6 +15,7 @@
 #include <fcgiapp.h>
 #include <sodium.h>
 
+#include "handlers.h"
 #include "log.h"
 #include "mongo.h"
 #include "password.h"
@@ -252,6 +253,12 @@ run_tenant_route(struct request *req)
     rc = req->route->role != ROLE_NONE ? authorise(req) : 0;
     if (rc == 0)
         rc = run_handler(req);
+
+    /* A tenant that audits reads: the read's entry, in its transaction. */
+    if (rc == 0 && req->tenant->audit_reads &&
+        req->route->role != ROLE_NONE &&
+        strcmp(req->route->method, "GET") == 0)
+        rc = audit_read(req);
     tenant_reset_end(req->db, rc == 0, &req->err);
 }
 

@@ -10,6 +10,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "mongo.h"
+#include "routes.h"
 
 static void
 put_json(void *object)
@@ -261,4 +262,70 @@ audit_logs_list(struct request *req)
         last_id);
     jw_object_close(&req->json);
     return 0;
+}
+
+/* ----------------------------------------------------------------------
+ * Reads, for tenants that audit them.
+ * -------------------------------------------------------------------- */
+
+/* The routes whose type the path does not tell by itself. */
+static const struct {
+    const char *pattern;
+    const char *type;
+} read_types[] = {
+    { "/api/v1/crews/{id}/agents", "crew" },
+    { "/api/v1/executions/{id}/logs", "execution_log" },
+    { "/api/v1/conversations/{id}/messages", "chat_message" },
+    { "/api/v1/users/me", "user" },
+};
+
+/*
+ * The resource type a read names: its resource's, one of the list above,
+ * or the first segment after /api/v1/ made singular ("audit-logs" ->
+ * "audit_log", "tenant" -> "tenant").
+ */
+static const char *
+read_type(struct request *req)
+{
+    const char *pattern = req->route->pattern;
+    const char *segment;
+    char *type;
+    size_t len;
+
+    if (req->route->resource != NULL)
+        return audit_type_from_noun(req->arena, req->route->resource->noun);
+    for (size_t i = 0; i < sizeof(read_types) / sizeof(read_types[0]); i++)
+        if (strcmp(pattern, read_types[i].pattern) == 0)
+            return read_types[i].type;
+
+    segment = pattern + strlen("/api/v1/");
+    len = strcspn(segment, "/");
+    type = arena_strndup(req->arena, segment, len);
+    if (len > 1 && type[len - 1] == 's')
+        type[len - 1] = '\0';
+    for (char *p = type; *p != '\0'; p++)
+        if (*p == '-')
+            *p = '_';
+    return type;
+}
+
+int
+audit_read(struct request *req)
+{
+    const char *pattern = req->route->pattern;
+    const char *type = read_type(req);
+    const char *id = NULL;
+
+    if (strstr(pattern, "{id}") != NULL)
+        id = req->path_ids[0];
+    else if (strcmp(pattern, "/api/v1/users/me") == 0)
+        id = req->auth.user_id;
+    else if (strcmp(pattern, "/api/v1/tenant") == 0)
+        id = req->tenant->id;
+
+    if (!audit_type_valid(type)) {
+        log_error("no audit type for reads of %s", pattern);
+        return request_fail(req, 500, "internal error");
+    }
+    return audit_record(req, AUDIT_READ, type, id, NULL, NULL);
 }

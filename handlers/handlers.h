@@ -25,6 +25,7 @@ extern const struct route_doc health_live_doc;
 extern const struct route_doc health_ready_doc;
 extern const struct route_doc tenants_create_doc;
 extern const struct route_doc tenants_self_doc;
+extern const struct route_doc tenants_update_doc;
 extern const struct route_doc auth_login_doc;
 extern const struct route_doc users_me_doc;
 extern const struct route_doc crews_agents_get_doc;
@@ -53,6 +54,7 @@ int health_ready(struct request *req);
 /* tenants.c: sign-up on the apex host, and a tenant's own record */
 int tenants_create(struct request *req);
 int tenants_self(struct request *req);
+int tenants_update(struct request *req);
 
 /* auth.c */
 int auth_login(struct request *req);
@@ -91,5 +93,10 @@ int chat_messages_list(struct request *req);
 
 /* audit logs: audit_logs.c */
 int audit_logs_list(struct request *req);
+/*
+ * After a read (GET) succeeded, when the tenant audits reads: its entry.
+ * For the worker, not the route table.
+ */
+int audit_read(struct request *req);
 
 #endif

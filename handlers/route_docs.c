@@ -48,10 +48,21 @@ const struct route_doc tenants_create_doc = {
     NULL,
 };
 
+#define TENANT_RECORD \
+    "{\"type\":\"object\",\"properties\":{" TENANT_PROPERTIES \
+    ",\"audit_reads\":{\"type\":\"boolean\"},\"updated_at\":" \
+    TIME_SCHEMA "}}"
+
 const struct route_doc tenants_self_doc = {
-    200, NULL,
-    "{\"type\":\"object\",\"properties\":{" TENANT_PROPERTIES
-    ",\"updated_at\":" TIME_SCHEMA "}}",
+    200, NULL, TENANT_RECORD, NULL,
+};
+
+const struct route_doc tenants_update_doc = {
+    200,
+    "{\"type\":\"object\",\"additionalProperties\":false,"
+    "\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":255},"
+    "\"audit_reads\":{\"type\":\"boolean\"}}}",
+    TENANT_RECORD,
     NULL,
 };
 

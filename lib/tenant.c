@@ -97,6 +97,7 @@ fill_tenant(struct tenant *out, const PGresult *res, int row)
     snprintf(out->schema, sizeof(out->schema), "%s",
         PQgetvalue(res, row, 2));
     out->is_active = db_bool(res, row, 3);
+    out->audit_reads = db_bool(res, row, 4);
 }
 
 int
@@ -107,8 +108,8 @@ tenant_find_by_slug(struct db *db, struct arena *a, const char *slug,
     PGresult *res;
 
     res = db_exec(db, a, err,
-        "SELECT id, slug, db_schema, is_active FROM public.tenants"
-        " WHERE slug = $1", 1, params);
+        "SELECT id, slug, db_schema, is_active, audit_reads"
+        " FROM public.tenants WHERE slug = $1", 1, params);
     if (res == NULL)
         return -1;
     if (PQntuples(res) == 0)
@@ -146,6 +147,7 @@ tenant_create(struct db *db, struct mongo *mongo, struct arena *a,
     random_schema_name(out->schema);
     snprintf(out->slug, sizeof(out->slug), "%s", in->slug);
     out->is_active = true;
+    out->audit_reads = false;
 
     if (db_begin(db, err) < 0)
         return -1;

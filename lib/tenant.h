@@ -26,6 +26,7 @@ struct tenant {
     char slug[SLUG_MAX + 1];
     char schema[SCHEMA_NAME_MAX + 1];
     bool is_active;
+    bool audit_reads;       /* reads are audited too (docs/audit.md) */
     char created_at[40];    /* RFC 3339; filled by tenant_create only */
 };
 

@@ -111,6 +111,10 @@ class OutboxCommitTest(AuditTestCase):
             " AND a.id = :'id'", schema=self.schema, id=agent['id']),
             [('t',)])
 
+    def test_no_shipper_runs_when_the_configuration_says_so(self):
+        self.assertEqual(self.stack.shipper_pids(), [])
+        self.assertEqual(len(self.stack.crewd_pids()[1]), self.stack.workers)
+
     def test_a_refused_change_writes_no_entry(self):
         before = self.count()
         resp = self.call('POST', '/api/v1/agents',
@@ -416,6 +420,104 @@ class RequestFieldsTest(AuditTestCase):
         self.assertIsNone(self.entries(agent['id'])[0]['user_agent'])
 
 
+class TenantSettingsTest(AuditTestCase):
+
+    def setUp(self):
+        super().setUp()
+        # A tenant of its own: reads it audits would add to others' counts.
+        self.reader = self.stack.new_tenant('reads')
+        self.reader_schema = self.stack.tenant_schema(self.reader.id)
+
+    def read_call(self, method, path, headers=None, **kwargs):
+        hdrs = {'User-Agent': USER_AGENT}
+        hdrs.update(headers or {})
+        return self.stack.request(method, path, host=self.reader.slug,
+                                  token=self.reader.token, headers=hdrs,
+                                  **kwargs)
+
+    def reads(self):
+        return [(e['resource_type'], e['resource_id'])
+                for e in self.entries(schema=self.reader_schema)
+                if e['action'] == 'read']
+
+    def test_the_tenant_record_shows_audit_reads_off_at_first(self):
+        record = self.assertJson(self.read_call('GET', '/api/v1/tenant'), 200)
+        self.assertFalse(record['audit_reads'])
+        self.assertEqual(self.reads(), [])
+
+    def test_changing_a_setting_is_recorded_and_announced(self):
+        before = self.assertJson(self.read_call('GET', '/api/v1/tenant'), 200)
+        resp = self.read_call('PATCH', '/api/v1/tenant',
+                              json={'audit_reads': True, 'name': 'Readers'})
+        after = self.assertJson(resp, 200)
+        self.assertTrue(after['audit_reads'])
+        self.assertEqual(after['name'], 'Readers')
+        self.assertNotEqual(resp.headers['ETag'], '')
+        entry = self.entries(schema=self.reader_schema)[-1]
+        self.assertEqual((entry['action'], entry['resource_type'],
+                          entry['resource_id']),
+                         ('update', 'tenant', self.reader.id))
+        self.assertEqual(entry['changes'], {'before': before,
+                                            'after': after})
+
+    def test_a_stale_if_match_or_a_bad_field_changes_nothing(self):
+        resp = self.read_call('PATCH', '/api/v1/tenant',
+                              json={'audit_reads': True},
+                              headers={'If-Match': '"1"'})
+        self.assertProblem(resp, 412)
+        for body, field in (({'audit_reads': 'yes'}, '/audit_reads'),
+                            ({'slug': 'other'}, '/slug'),
+                            ({'name': ''}, '/name')):
+            with self.subTest(body=body):
+                self.assertProblem(self.read_call(
+                    'PATCH', '/api/v1/tenant', json=body), 422, [field])
+        self.assertEqual(len(self.entries(schema=self.reader_schema)), 2)
+
+    def test_reads_are_audited_while_the_tenant_asks_for_it(self):
+        agent = self.assertJson(self.read_call(
+            'POST', '/api/v1/agents', json=agent_body()), 201)
+        crew = self.assertJson(self.read_call(
+            'POST', '/api/v1/crews', json={'name': 'read'}), 201)
+        self.read_call('GET', '/api/v1/agents')
+        self.assertEqual(self.reads(), [])
+
+        self.assertJson(self.read_call('PATCH', '/api/v1/tenant',
+                                       json={'audit_reads': True}), 200)
+        user_id = self.stack.psql_value(
+            "SELECT id FROM public.users WHERE tenant_id = :'t'",
+            t=self.reader.id)
+        for path in ('/api/v1/agents', '/api/v1/agents/' + agent['id'],
+                     '/api/v1/users/me', '/api/v1/tenant',
+                     '/api/v1/crews/%s/agents' % crew['id'],
+                     '/api/v1/audit-logs'):
+            self.assertStatus(self.read_call('GET', path), 200)
+        self.assertStatus(self.read_call('HEAD', '/api/v1/agents/' +
+                                         agent['id']), 200)
+        # A read that fails is no read.
+        self.assertStatus(self.read_call('GET', '/api/v1/agents/' +
+                                         random_uuid()), 404)
+        self.assertEqual(self.reads(), [
+            ('agent', None), ('agent', agent['id']), ('user', user_id),
+            ('tenant', self.reader.id), ('crew', crew['id']),
+            ('audit_log', None), ('agent', agent['id'])])
+
+        self.assertJson(self.read_call('PATCH', '/api/v1/tenant',
+                                       json={'audit_reads': False}), 200)
+        self.read_call('GET', '/api/v1/agents')
+        self.assertEqual(len(self.reads()), 7)
+
+    def test_a_read_entry_names_the_reader_and_no_changes(self):
+        self.assertJson(self.read_call('PATCH', '/api/v1/tenant',
+                                       json={'audit_reads': True}), 200)
+        self.assertJson(self.read_call('GET', '/api/v1/tools'), 200)
+        entry = [e for e in self.entries(schema=self.reader_schema)
+                 if e['action'] == 'read'][-1]
+        self.assertEqual(entry['resource_type'], 'tool')
+        self.assertEqual(entry['changes'], {'before': None, 'after': None})
+        self.assertEqual(entry['user_agent'], USER_AGENT)
+        self.assertEqual(entry['ip_address'], '127.0.0.1')
+
+
 def audited_type(pattern):
     """The resource type an entry of a route names."""
     if pattern.endswith('/executions'):
@@ -425,7 +527,8 @@ def audited_type(pattern):
     return {'agents': 'agent', 'crews': 'crew', 'flows': 'flow',
             'executions': 'execution', 'tools': 'tool',
             'llm-providers': 'llm_provider', 'users': 'user',
-            'conversations': 'chat_message'}[pattern.split('/')[3]]
+            'conversations': 'chat_message',
+            'tenant': 'tenant'}[pattern.split('/')[3]]
 
 
 class RouteWalkTest(AuditTestCase):
@@ -526,6 +629,9 @@ class RouteWalkTest(AuditTestCase):
     def fixture_post_conversations_id_messages(self):
         return '/api/v1/conversations/%s/messages' % random_uuid(), {
             'role': 'user', 'content': 'hello'}
+
+    def fixture_patch_tenant(self):
+        return '/api/v1/tenant', {'name': 'Walked %s' % os.urandom(2).hex()}
 
     def tool(self):
         return {'name': 'walk', 'docker_image': 'alpine:3',
