@@ -548,13 +548,14 @@ static void
 ship_pending(struct shipper *s)
 {
     struct idlist kept = { NULL, 0, 0 };
+    bool failed = false;
     size_t i;
 
     idlist_unique(&s->pending);
     s->busy_seen = false;
     s->more_seen = false;
 
-    for (i = 0; i < s->pending.n && !stop_requested; i++) {
+    for (i = 0; i < s->pending.n && !failed && !stop_requested; i++) {
         enum ship_result result = ship_tenant(s, s->pending.ids[i]);
 
         arena_reset(s->arena);
@@ -565,22 +566,22 @@ ship_pending(struct shipper *s)
          */
         if (result == SHIP_DRAINED || result == SHIP_REFUSED)
             continue;
+
         idlist_add(&kept, s->pending.ids[i]);
         if (result == SHIP_BUSY)
             s->busy_seen = true;
         else if (result == SHIP_MORE)
             s->more_seen = true;
-        else {
-            back_off(s);
-            i++;
-            break;
-        }
+        else
+            failed = true;
     }
 
-    /* A failure stops the round: the rest wait with the kept ones. */
+    /* A failure ends the round: the rest wait with the kept ones. */
     for (; i < s->pending.n; i++)
         idlist_add(&kept, s->pending.ids[i]);
-    if (!s->busy_seen && !s->more_seen && kept.n == 0)
+    if (failed)
+        back_off(s);
+    else
         s->retry_seconds = 0;
 
     free(s->pending.ids);

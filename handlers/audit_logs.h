@@ -1,13 +1,18 @@
 /*
- * The audit trail, as handlers see it.  Recording: one call records one entry in the
- * tenant's outbox, in the request's transaction (lib/audit.h), with the
- * acting user, the client's address and user agent taken from the
- * request.  If the change rolls back, its entry goes with it.
+ * The audit trail, as handlers see it (docs/audit.md).
+ *
+ * Recording: one call records one entry in the tenant's outbox, in the
+ * request's transaction (lib/audit.h), with the acting user, the
+ * client's address and user agent taken from the request.  If the change
+ * rolls back, its entry goes with it.
  *
  * The generic create, update and delete of handlers/resource.c record
  * their entries themselves; a handler that writes in another way calls
  * audit_resource() (a resource's row before and after) or audit_record()
  * (anything else) once, after its change succeeded.
+ *
+ * Reading: GET /api/v1/audit-logs, and the entries of reads
+ * (audit_read), are in handlers.h with the other handlers.
  */
 #ifndef CREWD_HANDLERS_AUDIT_LOGS_H
 #define CREWD_HANDLERS_AUDIT_LOGS_H
