@@ -46,20 +46,6 @@ audit_type_valid(const char *type)
     return strspn(type, "abcdefghijklmnopqrstuvwxyz_") == len;
 }
 
-/*
- * Member names whose values are secrets, compared without case and with
- * '-' read as '_'.  The API never shows most of them; the list is here so
- * that a secret a client put where it does not belong (an agent's config)
- * does not reach the audit trail either.
- */
-static const char *const secret_names[] = {
-    "password", "password_hash", "new_password", "current_password",
-    "admin_password", "credentials", "encrypted_credentials", "secret",
-    "client_secret", "api_secret", "token", "access_token", "refresh_token",
-    "id_token", "auth_token", "bearer_token", "api_key", "apikey", "key",
-    "private_key", "service_account_key", "authorization", NULL
-};
-
 void
 audit_entry_id(char out[UUID_TEXT_LEN + 1])
 {
@@ -88,6 +74,20 @@ audit_entry_id(char out[UUID_TEXT_LEN + 1])
     memcpy(oid.bytes + 8, random + 1, 4);
     mongo_oid_to_uuid(&oid, out);
 }
+
+/*
+ * Member names whose values are secrets, compared without case and with
+ * '-' read as '_'.  The API never shows most of them; the list is here so
+ * that a secret a client put where it does not belong (an agent's config)
+ * does not reach the audit trail either.
+ */
+static const char *const secret_names[] = {
+    "password", "password_hash", "new_password", "current_password",
+    "admin_password", "credentials", "encrypted_credentials", "secret",
+    "client_secret", "api_secret", "token", "access_token", "refresh_token",
+    "id_token", "auth_token", "bearer_token", "api_key", "apikey", "key",
+    "private_key", "service_account_key", "authorization", NULL
+};
 
 bool
 audit_secret_name(const char *name)
