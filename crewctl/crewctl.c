@@ -10,7 +10,7 @@
  *   crewctl [-c FILE] keys create [--file FILE]
  *   crewctl [-c FILE] keys check
  *   crewctl [-c FILE] keys rotate --new-key FILE
- *   crewctl [-c FILE] mongo status | provision [--tenant SLUG] |
+ *   crewctl [-c FILE] mongo status | provision [--tenant SLUG | --all] |
  *                     inspect --tenant SLUG | ttl --tenant SLUG ...
  *
  * It reads the same configuration as crewd and works through the same
@@ -75,9 +75,10 @@ usage(FILE *out)
         "                         (docs/operations.md)\n"
         "  mongo status           whether MongoDB answers, and how many\n"
         "                         tenants still lack their collections\n"
-        "  mongo provision [--tenant SLUG]\n"
+        "  mongo provision [--tenant SLUG | --all]\n"
         "                         make the collections of every tenant\n"
         "                         that lacks them, or again of one tenant\n"
+        "                         or of all\n"
         "  mongo inspect --tenant SLUG\n"
         "                         print the tenant's collections as\n"
         "                         MongoDB reports them (JSON)\n"

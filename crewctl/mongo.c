@@ -2,9 +2,10 @@
  * crewctl mongo ...: the tenants' MongoDB collections.
  *
  *   mongo status                  whether MongoDB answers; pending tenants
- *   mongo provision [--tenant SLUG]
+ *   mongo provision [--tenant SLUG | --all]
  *                                 make the collections of every pending
- *                                 tenant, or (again) of one tenant
+ *                                 tenant, or (again) of one tenant or of
+ *                                 all (after MongoDB lost its data)
  *   mongo inspect --tenant SLUG   print what MongoDB holds of a tenant's
  *                                 collections (options, indexes) as JSON
  *   mongo ttl --tenant SLUG [--execution-logs DAYS] [--chat-messages DAYS]
@@ -64,6 +65,7 @@ session_close(struct session *s, int rc)
 /* Reads the one option --tenant SLUG and the TTL options into out. */
 struct mongo_options {
     const char *slug;
+    bool all;
     int execution_logs_days;
     int chat_messages_days;
 };
@@ -74,6 +76,7 @@ read_options(int argc, char **argv, bool ttl_allowed,
 {
     static const struct option options[] = {
         { "tenant", required_argument, NULL, 't' },
+        { "all", no_argument, NULL, 'a' },
         { "execution-logs", required_argument, NULL, 'l' },
         { "chat-messages", required_argument, NULL, 'm' },
         { NULL, 0, NULL, 0 },
@@ -89,6 +92,9 @@ read_options(int argc, char **argv, bool ttl_allowed,
         switch (opt) {
         case 't':
             out->slug = optarg;
+            continue;
+        case 'a':
+            out->all = true;
             continue;
         case 'l':
         case 'm':
@@ -156,6 +162,37 @@ report_tenant(const char *tenant_id, const struct crewd_error *failure)
         printf("%s: FAILED: %s\n", tenant_id, failure->detail);
 }
 
+/* Every tenant, pending or not: a MongoDB that lost its data. */
+static int
+provision_all(struct session *s)
+{
+    PGresult *res;
+    int failed = 0;
+
+    res = db_exec(&s->db, s->arena, &s->err, "SELECT id FROM public.tenants"
+        " ORDER BY created_at", 0, NULL);
+    if (res == NULL)
+        return -1;
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *tenant_id = PQgetvalue(res, i, 0);
+        struct crewd_error failure;
+
+        error_clear(&failure);
+        if (provision_tenant(&s->db, s->mongo, s->arena, tenant_id,
+                &failure) == 0) {
+            report_tenant(tenant_id, NULL);
+            continue;
+        }
+        report_tenant(tenant_id, &failure);
+        failed++;
+        if (failure.status == 503)
+            break;
+    }
+    if (failed > 0)
+        error_set(&s->err, 0, "%d tenant(s) failed", failed);
+    return failed > 0 ? -1 : 0;
+}
+
 static int
 cmd_provision(const struct crewd_conf *conf, int argc, char **argv)
 {
@@ -164,10 +201,14 @@ cmd_provision(const struct crewd_conf *conf, int argc, char **argv)
     struct tenant t;
     int made;
 
-    if (read_options(argc, argv, false, &o) < 0)
+    if (read_options(argc, argv, false, &o) < 0 ||
+        (o.all && o.slug != NULL))
         return crewctl_usage_error();
     if (session_open(&s, conf) < 0)
         return session_close(&s, 1);
+
+    if (o.all)
+        return session_close(&s, provision_all(&s) < 0 ? 1 : 0);
 
     if (o.slug != NULL) {
         if (find_tenant(&s, o.slug, &t) < 0 ||

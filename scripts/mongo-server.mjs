@@ -157,6 +157,9 @@ function keepCollectionOptions(AdminHandler, IndexHandler) {
 }
 
 const options = parseArguments(process.argv.slice(2));
+
+// The name ps and scripts/dev see (/proc/PID/comm).
+process.title = 'mongo-server';
 const congo = await load(options.dir, 'index.js');
 const handlers = await load(options.dir, 'server/handlers/index.js');
 
