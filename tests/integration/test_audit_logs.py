@@ -12,6 +12,7 @@ import signal
 import time
 
 import crewtest
+import mongowire
 from crewtest import DEFAULT_PASSWORD, StackTestCase, random_uuid
 from stack import pid_alive, wait_for
 
@@ -24,6 +25,13 @@ def agent_body(**changes):
     body = {'name': 'shipped', 'role': 'Courier', 'goal': 'Deliver'}
     body.update(changes)
     return body
+
+
+def object_id(entry_id):
+    """The ObjectId an entry id stands for (the layout of lib/mongo.h:
+    oooooooo-oooo-80oo-80oo-oooooooo0000)."""
+    h = entry_id.replace('-', '')
+    return mongowire.ObjectId(h[0:12] + h[14:16] + h[18:20] + h[20:28])
 
 
 def to_ms(text):
@@ -58,6 +66,13 @@ class AuditLogsTestCase(StackTestCase):
     def logs(self, query='', tenant=None, token=None):
         return self.call('GET', '/api/v1/audit-logs' + query, tenant=tenant,
                          token=token)
+
+    def stored(self, tenant=None):
+        """The documents of the tenant's audit collection, as MongoDB
+        holds them (read with a client of the tests' own)."""
+        tenant = tenant or self.tenant
+        with mongowire.Client('127.0.0.1', self.stack.mongo_port) as wire:
+            return wire.find('crewd', 'audit_logs_' + tenant.id)
 
     def outbox(self, schema=None):
         """The ids waiting in the outbox, oldest first."""
@@ -135,6 +150,13 @@ class ShippingTest(AuditLogsTestCase):
         entry = self.shipped(1, '?resource_id=' + agent['id'])[0]
         self.assertEqual(entry['changes']['after']['config'], config)
 
+        # Stored escaped, as MongoDB allows them.
+        [doc] = [d for d in self.stored()
+                 if d['_id'] == object_id(entry['id'])]
+        self.assertEqual(doc['changes']['after']['config'], {
+            'a%2Eb': 1, '%24where': {'x%2Ey': [{'%252E': True}]},
+            '50%25': None})
+
     def test_a_users_password_never_reaches_mongodb(self):
         password = 'the password of a shipped user'
         user = self.assertJson(self.call('POST', '/api/v1/users', json={
@@ -163,6 +185,8 @@ class ShippingTest(AuditLogsTestCase):
         self.assertTrue(wait_for(lambda: not self.outbox(), 10))
         items = self.all_entries('?resource_id=' + agent['id'])
         self.assertEqual([e['id'] for e in items], [first['id']])
+        self.assertEqual([d['_id'] for d in self.stored()].count(
+            object_id(first['id'])), 1)
 
     def test_chat_messages_and_log_batches_are_in_the_trail(self):
         conversation = random_uuid()
@@ -354,7 +378,13 @@ class OutageTest(AuditLogsTestCase):
         items = self.shipped(6, timeout=30)
         self.assertEqual([e['id'] for e in items], waiting[::-1])
         self.assertEqual([e['resource_id'] for e in items], agents[::-1])
-        self.assertEqual(len({e['id'] for e in items}), 6)
+        stored = self.stored()
+        self.assertEqual(sorted(d['_id'].raw for d in stored),
+                         sorted(object_id(i).raw for i in waiting))
+        for doc in stored:
+            self.assertEqual(set(doc), {
+                '_id', 'user_id', 'action', 'resource_type', 'resource_id',
+                'changes', 'ip_address', 'user_agent', 'timestamp'})
 
         late_items = self.shipped(2, tenant=late, schema=late_schema,
                                   timeout=30)
