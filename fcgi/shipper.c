@@ -177,16 +177,6 @@ ms_until(struct timespec t)
     return ms > 0 ? ms : 0;
 }
 
-static void
-idlist_add(struct idlist *l, const char *id)
-{
-    if (l->n == l->cap) {
-        l->cap = l->cap == 0 ? 64 : l->cap * 2;
-        l->ids = xrealloc(l->ids, l->cap * sizeof(*l->ids));
-    }
-    memcpy(l->ids[l->n++], id, UUID_TEXT_LEN + 1);
-}
-
 static int
 compare_ids(const void *a, const void *b)
 {
@@ -206,6 +196,26 @@ idlist_unique(struct idlist *l)
         if (strcmp(l->ids[i], l->ids[kept]) != 0)
             memcpy(l->ids[++kept], l->ids[i], UUID_TEXT_LEN + 1);
     l->n = kept + 1;
+}
+
+/*
+ * Adds a tenant.  A full list drops its repeats before it grows, so a
+ * busy tenant's notifications during an outage cost one slot, not one
+ * per entry.
+ */
+static void
+idlist_add(struct idlist *l, const char *id)
+{
+    if (l->n == l->cap) {
+        idlist_unique(l);
+
+        /* Still more than half full: the tenants are that many. */
+        if (l->cap == 0 || l->n * 2 > l->cap) {
+            l->cap = l->cap == 0 ? 64 : l->cap * 2;
+            l->ids = xrealloc(l->ids, l->cap * sizeof(*l->ids));
+        }
+    }
+    memcpy(l->ids[l->n++], id, UUID_TEXT_LEN + 1);
 }
 
 /* After a failure of MongoDB or PostgreSQL: wait longer each time. */
