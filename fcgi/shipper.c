@@ -442,8 +442,7 @@ batch_size(const PGresult *claimed)
 
 /* One batch of one tenant, in its own transaction. */
 static enum ship_result
-ship_batch(struct shipper *s, const char *tenant_id, const char *schema,
-    int *shipped)
+ship_batch(struct shipper *s, const char *tenant_id, const char *schema)
 {
     const char *params[1] = { tenant_id };
     enum ship_result result;
@@ -451,7 +450,6 @@ ship_batch(struct shipper *s, const char *tenant_id, const char *schema,
     PGresult *res, *claimed, *rows;
     int n;
 
-    *shipped = 0;
     error_clear(&err);
     if (db_begin(&s->db, &err) < 0)
         return SHIP_DB_DOWN;
@@ -490,7 +488,8 @@ ship_batch(struct shipper *s, const char *tenant_id, const char *schema,
             1, params) < 0 || db_commit(&s->db, &err) < 0)
         goto db_down;
 
-    *shipped = n;
+    log_debug("audit shipper: %d entries of tenant %s shipped", n,
+        tenant_id);
     return n < PQntuples(claimed) || n == SHIPPER_BATCH ? SHIP_MORE
                                                         : SHIP_DRAINED;
 
@@ -508,7 +507,6 @@ ship_tenant(struct shipper *s, const char *tenant_id)
     enum ship_result result = SHIP_DRAINED;
     const char *schema;
     PGresult *res;
-    int total = 0;
 
     error_clear(&err);
     res = db_exec(&s->db, s->arena, &err, SQL_TENANT_SCHEMA, 1, params);
@@ -540,16 +538,10 @@ ship_tenant(struct shipper *s, const char *tenant_id)
     }
 
     for (int turn = 0; turn < BATCHES_PER_TURN; turn++) {
-        int shipped;
-
-        result = ship_batch(s, tenant_id, schema, &shipped);
-        total += shipped;
+        result = ship_batch(s, tenant_id, schema);
         if (result != SHIP_MORE)
             break;
     }
-    if (total > 0)
-        log_debug("shipped %d audit entries of tenant %s", total,
-            tenant_id);
     return result;
 }
 

@@ -188,6 +188,42 @@ class ShippingTest(AuditLogsTestCase):
         self.assertEqual([d['_id'] for d in self.stored()].count(
             object_id(first['id'])), 1)
 
+    def test_a_backlog_of_many_batches_arrives_once_and_in_order(self):
+        tenant = self.stack.new_tenant('backlog')
+        schema = self.stack.tenant_schema(tenant.id)
+        self.shipped(2, tenant=tenant, schema=schema)
+
+        # 1100 entries (batches of at most 500), eight of them of 3 MB
+        # (batches of at most 8 MiB), written at once, with ids in the
+        # layout crewd makes: 6 bytes of time, then a counter.
+        self.stack.psql(
+            'INSERT INTO :"schema".audit_outbox (id, user_id, action,'
+            ' resource_type, resource_id, changes)'
+            " SELECT (substr(t, 1, 8) || '-' || substr(t, 9, 4) || '-80'"
+            " || substr(c, 1, 2) || '-80' || substr(c, 3, 2) || '-'"
+            " || substr(c, 5, 8) || '0000')::uuid, :'user', 'update',"
+            " 'agent', gen_random_uuid(), json_build_object('before',"
+            " NULL, 'after', json_build_object('n', i, 'blob',"
+            " CASE WHEN i % 150 = 7 THEN repeat('x', 3000000) END))"
+            " FROM generate_series(1, 1100) AS i,"
+            " lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint), 12,"
+            " '0') AS t, lpad(to_hex(i), 12, '0') AS c",
+            schema=schema, user=self.admin_id)
+        ids = self.outbox(schema)
+        self.assertEqual(len(ids), 1100)
+        self.stack.psql("SELECT pg_notify('crewd_audit', :'t')",
+                        t=tenant.id)
+
+        # Batches go one after another, and the local server stores an
+        # insert_many's documents in the order given.
+        self.assertTrue(wait_for(lambda: not self.outbox(schema), 60))
+        stored = [d for d in self.stored(tenant)
+                  if d['resource_type'] == 'agent']
+        self.assertEqual([d['_id'] for d in stored],
+                         [object_id(i) for i in ids])
+        self.assertEqual([d['changes']['after']['n'] for d in stored],
+                         list(range(1, 1101)))
+
     def test_chat_messages_and_log_batches_are_in_the_trail(self):
         conversation = random_uuid()
         message = self.assertJson(self.call(
