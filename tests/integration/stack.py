@@ -373,8 +373,7 @@ class Stack:
 
         self._start_postgres_cluster()
         if self.use_mongo:
-            self.mongo_port = free_port()
-            self.start_mongo()
+            self._start_mongo_on_a_free_port()
         self._write_crewd_conf()
         self.crewctl('secret', 'create')
         self.crewctl('db', 'migrate')
@@ -609,6 +608,19 @@ class Stack:
         if not wait_for(ready, 30, 0.1):
             raise StackError('the MongoDB-protocol server did not start:\n'
                              + _tail(self.mongo_log_path))
+
+    def _start_mongo_on_a_free_port(self):
+        # A port found free can be taken by someone else before the
+        # server binds it: then try again with another.
+        for attempt in range(3):
+            self.mongo_port = free_port()
+            try:
+                self.start_mongo()
+                return
+            except StackError:
+                if attempt == 2 or 'could not listen' not in _tail(
+                        self.mongo_log_path):
+                    raise
 
     def stop_mongo(self):
         """Stops the MongoDB-protocol server (an outage)."""

@@ -105,13 +105,15 @@ class OutageTest(OutageTestCase):
     def test_answers_during_an_outage_do_not_wait(self):
         logs = '/api/v1/executions/%s/logs' % self.new_execution()
         self.stack.stop_mongo()
-        self.call('GET', logs)
-        started = time.monotonic()
-        for _ in range(5):
+        waited = 0
+        for _ in range(8):
+            started = time.monotonic()
             self.assertUnavailable(self.call('GET', logs))
-        # The first request learns MongoDB is down; the next ones are
-        # answered at once instead of each waiting for the driver.
-        self.assertLess(time.monotonic() - started, 2.0)
+            if time.monotonic() - started > 0.5:
+                waited += 1
+        # Each worker waits for the driver once, learns MongoDB is down
+        # and answers the next requests at once.
+        self.assertLessEqual(waited, self.stack.workers)
 
     def test_bad_entries_still_answer_422_while_mongodb_is_down(self):
         logs = '/api/v1/executions/%s/logs' % self.new_execution()
@@ -137,7 +139,12 @@ class OutageTest(OutageTestCase):
         resp = wait_for(written, 15, 0.5)
         self.assertIsNotNone(resp, 'no 201 within 15 s')
         self.assertJson(resp, 201)
-        page = self.assertJson(self.call('GET', logs), 200)
+
+        # Another worker may still be in its pause (Retry-After).
+        def read():
+            resp = self.call('GET', logs)
+            return None if resp.status == 503 else resp
+        page = self.assertJson(wait_for(read, 10, 0.5), 200)
         self.assertEqual([e['message'] for e in page['items']], ['kept'])
 
     def test_sign_up_during_an_outage_gets_its_collections_later(self):
