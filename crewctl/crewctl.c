@@ -10,6 +10,8 @@
  *   crewctl [-c FILE] keys create [--file FILE]
  *   crewctl [-c FILE] keys check
  *   crewctl [-c FILE] keys rotate --new-key FILE
+ *   crewctl [-c FILE] mongo status | provision [--tenant SLUG | --all] |
+ *                     inspect --tenant SLUG | ttl --tenant SLUG ...
  *
  * It reads the same configuration as crewd and works through the same
  * library, so a tenant made here is made exactly as sign-up makes it.
@@ -25,12 +27,15 @@
 #include <sodium.h>
 
 #include "conf.h"
+#include "crewctl.h"
 #include "db.h"
 #include "executions.h"
 #include "fields.h"
 #include "log.h"
 #include "migrate.h"
+#include "mongo.h"
 #include "password.h"
+#include "provision.h"
 #include "seal.h"
 #include "tenant.h"
 #include "token.h"
@@ -68,9 +73,29 @@ usage(FILE *out)
         "                         re-seal every credential under FILE, the\n"
         "                         configured master_key_file\n"
         "                         (docs/operations.md)\n"
+        "  mongo status           whether MongoDB answers, and how many\n"
+        "                         tenants still lack their collections\n"
+        "  mongo provision [--tenant SLUG | --all]\n"
+        "                         make the collections of every tenant\n"
+        "                         that lacks them, or again of one tenant\n"
+        "                         or of all\n"
+        "  mongo inspect --tenant SLUG\n"
+        "                         print the tenant's collections as\n"
+        "                         MongoDB reports them (JSON)\n"
+        "  mongo ttl --tenant SLUG [--execution-logs DAYS]\n"
+        "            [--chat-messages DAYS]\n"
+        "                         change how long the tenant's logs and\n"
+        "                         chat messages are kept\n"
         "\n"
         "  -c FILE  configuration file (default %s)\n",
         conf_default_path());
+}
+
+int
+crewctl_usage_error(void)
+{
+    usage(stderr);
+    return EXIT_USAGE;
 }
 
 static int
@@ -212,9 +237,11 @@ cmd_tenant_create(int argc, char **argv)
     struct tenant tenant;
     struct crewd_error err;
     struct arena *arena = NULL;
+    struct mongo *mongo = NULL;
     struct db db;
     char admin_id[UUID_TEXT_LEN + 1];
     char hash[128];
+    bool pending = true;
     int opt, rc = 1;
 
     optind = 1;
@@ -254,6 +281,7 @@ cmd_tenant_create(int argc, char **argv)
         password_check_policy(&conf, "/admin-password", password,
             strlen(password), &err) < 0 ||
         password_hash(&conf, password, strlen(password), hash, &err) < 0 ||
+        (mongo = mongo_connect(conf.mongodb_uri, &err)) == NULL ||
         connect_db(&db, &err) < 0)
         goto out;
 
@@ -262,7 +290,11 @@ cmd_tenant_create(int argc, char **argv)
     signup.slug = slug;
     signup.admin_email = email;
     signup.admin_password_hash = hash;
-    rc = tenant_create(&db, arena, &signup, &tenant, admin_id, &err);
+    signup.ip_address = NULL;
+    signup.user_agent = "crewctl";
+    rc = tenant_create(&db, mongo, arena, &signup, &tenant, admin_id, &err);
+    if (rc == 0)
+        provision_pending(&db, arena, tenant.id, &pending, &err);
     db_close(&db);
     if (rc < 0) {
         rc = 1;
@@ -273,6 +305,8 @@ cmd_tenant_create(int argc, char **argv)
     printf("slug: %s\n", tenant.slug);
     printf("schema: %s\n", tenant.schema);
     printf("admin e-mail: %s\n", email);
+    printf("mongodb collections: %s\n", pending
+        ? "pending (made when MongoDB answers)" : "made");
     if (generated)
         printf("admin password: %s\n", password);
     rc = 0;
@@ -286,6 +320,7 @@ out:
     }
     free(email);
     arena_free(arena);
+    mongo_close(mongo);
     return rc;
 }
 
@@ -828,6 +863,8 @@ main(int argc, char **argv)
         return cmd_keys_check();
     if (strcmp(argv[0], "keys") == 0 && strcmp(argv[1], "rotate") == 0)
         return cmd_keys_rotate(argc - 1, argv + 1);
+    if (strcmp(argv[0], "mongo") == 0)
+        return crewctl_mongo(&conf, argc - 1, argv + 1);
 
     usage(stderr);
     return EXIT_USAGE;

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "master.h"
 #include "seal.h"
+#include "shipper.h"
 #include "token.h"
 #include "worker.h"
 
@@ -28,9 +29,11 @@ struct child {
     pid_t pid;
     unsigned generation;
     time_t started;
+    bool shipper;           /* the audit shipper, not a worker */
 };
 
-static struct child children[MAX_WORKERS * 2];
+/* Two generations of workers and of shippers, during a reload. */
+static struct child children[(MAX_WORKERS + 1) * 2];
 static unsigned current_generation;
 static struct token_secret secret;
 
@@ -132,8 +135,21 @@ count_children(unsigned generation, bool any_generation)
     return n;
 }
 
+/* Children of this generation of one kind. */
+static int
+count_kind(unsigned generation, bool shipper)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++)
+        if (children[i].pid > 0 && children[i].generation == generation &&
+            children[i].shipper == shipper)
+            n++;
+    return n;
+}
+
 static void
-spawn_worker(const struct crewd_conf *conf, int listen_fd)
+spawn_child(const struct crewd_conf *conf, int listen_fd, bool shipper)
 {
     struct child *slot = NULL;
     pid_t pid;
@@ -144,14 +160,22 @@ spawn_worker(const struct crewd_conf *conf, int listen_fd)
             break;
         }
     if (slot == NULL) {
-        log_error("no room to track another worker");
+        log_error("no room to track another child");
         return;
     }
 
     pid = fork();
     if (pid < 0) {
-        log_error("could not fork a worker: %s", strerror(errno));
+        log_error("could not fork a %s: %s",
+            shipper ? "shipper" : "worker", strerror(errno));
         return;
+    }
+    if (pid == 0 && shipper) {
+        /* It serves no requests, and holds no secret it does not need. */
+        close(listen_fd);
+        sodium_memzero(&secret, sizeof(secret));
+        seal_process_install(NULL);
+        shipper_run(conf);
     }
     if (pid == 0)
         worker_run(conf, &secret, listen_fd);
@@ -159,6 +183,21 @@ spawn_worker(const struct crewd_conf *conf, int listen_fd)
     slot->pid = pid;
     slot->generation = current_generation;
     slot->started = time(NULL);
+    slot->shipper = shipper;
+}
+
+static void
+spawn_worker(const struct crewd_conf *conf, int listen_fd)
+{
+    spawn_child(conf, listen_fd, false);
+}
+
+/* The audit shipper of the current generation, unless it runs apart. */
+static void
+keep_shipper(const struct crewd_conf *conf, int listen_fd)
+{
+    if (conf->audit_shipper && count_kind(current_generation, true) == 0)
+        spawn_child(conf, listen_fd, true);
 }
 
 static void
@@ -188,12 +227,15 @@ reap(bool stopping)
             if (c->pid != pid)
                 continue;
             if (c->generation == current_generation && !stopping) {
+                const char *kind = c->shipper ? "shipper" : "worker";
+
                 if (WIFSIGNALED(status))
-                    log_error("worker %ld killed by signal %d; replacing it",
-                        (long)pid, WTERMSIG(status));
+                    log_error("%s %ld killed by signal %d; replacing it",
+                        kind, (long)pid, WTERMSIG(status));
                 else
-                    log_error("worker %ld exited with status %d; "
-                        "replacing it", (long)pid, WEXITSTATUS(status));
+                    log_error("%s %ld exited with status %d; "
+                        "replacing it", kind, (long)pid,
+                        WEXITSTATUS(status));
                 if (time(NULL) - c->started < 1)
                     early_deaths++;
             }
@@ -260,6 +302,7 @@ reload(const char *conf_path, struct crewd_conf *conf, int listen_fd)
     current_generation++;
     for (int i = 0; i < conf->workers; i++)
         spawn_worker(conf, listen_fd);
+    keep_shipper(conf, listen_fd);
     signal_generation(old_generation, false, SIGTERM);
     log_info("configuration reloaded; %d new workers", conf->workers);
     return 0;
@@ -336,8 +379,9 @@ master_run(const char *conf_path, struct crewd_conf *conf, int listen_fd,
     current_generation = 1;
     for (int i = 0; i < conf->workers; i++)
         spawn_worker(conf, listen_fd);
-    log_info("crewd %s started with %d workers", PACKAGE_VERSION,
-        conf->workers);
+    keep_shipper(conf, listen_fd);
+    log_info("crewd %s started with %d workers%s", PACKAGE_VERSION,
+        conf->workers, conf->audit_shipper ? " and the audit shipper" : "");
 
     for (;;) {
         struct timespec timeout = { 1, 0 };
@@ -354,14 +398,16 @@ master_run(const char *conf_path, struct crewd_conf *conf, int listen_fd,
         else if (sig != SIGCHLD)
             delay = 0;
 
-        if (count_children(current_generation, false) < conf->workers) {
+        if (count_kind(current_generation, false) < conf->workers ||
+            (conf->audit_shipper &&
+             count_kind(current_generation, true) == 0)) {
             if (delay > 0) {
-                log_warn("workers die at start; waiting %d s", delay);
+                log_warn("children die at start; waiting %d s", delay);
                 sleep((unsigned)delay);
             }
-            while (count_children(current_generation, false) <
-                   conf->workers)
+            while (count_kind(current_generation, false) < conf->workers)
                 spawn_worker(conf, listen_fd);
+            keep_shipper(conf, listen_fd);
         }
     }
 

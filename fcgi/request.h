@@ -22,17 +22,20 @@
 #include "db.h"
 #include "error.h"
 #include "json.h"
+#include "mongo.h"
 #include "tenant.h"
 #include "token.h"
 #include "uuid.h"
 
 #define REQUEST_PATH_PARAMS 2
 
+struct mongo;
 struct route;
 
 struct request {
     struct arena *arena;
     struct db *db;
+    struct mongo *mongo;        /* the worker's MongoDB client */
     const struct crewd_conf *conf;
     const struct token_secret *secret;
 

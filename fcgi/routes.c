@@ -33,6 +33,9 @@ const struct route routes[] = {
     { "GET", "/api/v1/tenant", HOST_TENANT, ROLE_VIEWER,
       tenants_self, "the calling tenant's own record",
       NULL, &tenants_self_doc },
+    { "PATCH", "/api/v1/tenant", HOST_TENANT, ROLE_ADMIN,
+      tenants_update, "change the tenant's name or audit settings",
+      NULL, &tenants_update_doc },
 
     /* authentication */
     { "POST", "/api/v1/auth/login", HOST_TENANT, ROLE_NONE,
@@ -163,6 +166,28 @@ const struct route routes[] = {
     { "DELETE", "/api/v1/tools/{id}", HOST_TENANT, ROLE_MEMBER,
       resource_delete_route, "delete a tool",
       &tools_resource, NULL },
+
+    /* execution logs and chat */
+    { "POST", "/api/v1/executions/{id}/logs", HOST_TENANT, ROLE_MEMBER,
+      execution_logs_create,
+      "append log entries to an execution: one, or an array of up to 1000",
+      NULL, &execution_logs_create_doc },
+    { "GET", "/api/v1/executions/{id}/logs", HOST_TENANT, ROLE_VIEWER,
+      execution_logs_list, "an execution's log entries, newest first",
+      NULL, &execution_logs_list_doc },
+    { "POST", "/api/v1/conversations/{id}/messages", HOST_TENANT,
+      ROLE_MEMBER, chat_messages_create,
+      "add a message to a conversation (the id is the client's UUID)",
+      NULL, &chat_messages_create_doc },
+    { "GET", "/api/v1/conversations/{id}/messages", HOST_TENANT,
+      ROLE_VIEWER, chat_messages_list,
+      "a conversation's messages, oldest first",
+      NULL, &chat_messages_list_doc },
+
+    /* audit logs */
+    { "GET", "/api/v1/audit-logs", HOST_TENANT, ROLE_ADMIN,
+      audit_logs_list, "the tenant's audit trail, newest first",
+      NULL, &audit_logs_list_doc },
 
     /* this API, described */
     { "GET", "/api/v1/openapi.json", HOST_ANY, ROLE_NONE,

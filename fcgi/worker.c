@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,11 @@
 #include <fcgiapp.h>
 #include <sodium.h>
 
+#include "handlers.h"
 #include "log.h"
+#include "mongo.h"
 #include "password.h"
+#include "provision.h"
 #include "request.h"
 #include "routes.h"
 #include "tenant_reset.h"
@@ -23,6 +27,9 @@
 
 /* The largest request id we keep from nginx; longer ones are cut. */
 #define REQUEST_ID_MAX 64
+
+/* Tenants whose MongoDB collections one sweep makes at most. */
+#define PROVISION_SWEEP_MAX 20
 
 static volatile sig_atomic_t stop_requested;
 static int listen_socket = -1;
@@ -251,6 +258,12 @@ run_tenant_route(struct request *req)
     rc = req->route->role != ROLE_NONE ? authorise(req) : 0;
     if (rc == 0)
         rc = run_handler(req);
+
+    /* A tenant that audits reads: the read's entry, in its transaction. */
+    if (rc == 0 && req->tenant->audit_reads &&
+        req->route->role != ROLE_NONE &&
+        strcmp(req->route->method, "GET") == 0)
+        rc = audit_read(req);
     tenant_reset_end(req->db, rc == 0, &req->err);
 }
 
@@ -297,11 +310,64 @@ struct worker {
     const struct crewd_conf *conf;
     const struct token_secret *secret;
     struct db db;
+    struct mongo *mongo;
+    double next_sweep;          /* monotonic seconds */
     struct arena *arena;
     struct buf headers;
     struct buf body;
     struct buf response;
 };
+
+static double
+monotonic_seconds(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/*
+ * The worker's one background duty: making the MongoDB collections of
+ * tenants still without them (signed up while MongoDB was down).  The
+ * sweep takes a PostgreSQL advisory lock, so one worker at a time does
+ * it, and skips everything while MongoDB is known to be down.
+ */
+static void
+sweep(struct worker *w)
+{
+    struct crewd_error err;
+
+    if (!mongo_available(w->mongo))
+        return;
+    error_clear(&err);
+    if (db_ready(&w->db, &err) == 0)
+        provision_sweep(&w->db, w->mongo, w->arena, PROVISION_SWEEP_MAX,
+            NULL, &err);
+    arena_reset(w->arena);
+}
+
+/*
+ * Sleeps until a connection waits on the listening socket, sweeping
+ * whenever mongodb_provision_interval has passed, so an idle crewd still
+ * makes the collections MongoDB's return allows.  Several idle workers
+ * may wake for one connection; those that lose the race wait in accept()
+ * as they always did.  False: look at the stop flag again.
+ */
+static bool
+connection_waiting(struct worker *w, int listen_fd)
+{
+    struct pollfd pfd = { .fd = listen_fd, .events = POLLIN };
+    double wait;
+
+    if (monotonic_seconds() >= w->next_sweep) {
+        sweep(w);
+        w->next_sweep = monotonic_seconds() +
+            w->conf->mongodb_provision_interval;
+    }
+    wait = w->next_sweep - monotonic_seconds();
+    return poll(&pfd, 1, wait > 0 ? (int)(wait * 1000) + 1 : 0) > 0;
+}
 
 static double
 elapsed_ms(const struct timespec *start)
@@ -324,6 +390,7 @@ serve(struct worker *w, FCGX_Request *fr)
     memset(&req, 0, sizeof(req));
     req.arena = w->arena;
     req.db = &w->db;
+    req.mongo = w->mongo;
     req.conf = w->conf;
     req.secret = w->secret;
     req.headers = &w->headers;
@@ -385,11 +452,18 @@ worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
     error_clear(&err);
     db_open(&w.db, conf->database_url, true, &err);
 
+    /* Likewise MongoDB: its client connects at its first operation. */
+    w.mongo = mongo_connect(conf->mongodb_uri, &err);
+    if (w.mongo == NULL)
+        fatal("%s", err.detail);
+
     if (FCGX_Init() != 0 ||
         FCGX_InitRequest(&fr, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
         fatal("could not initialise libfcgi");
 
     while (!stop_requested) {
+        if (!connection_waiting(&w, listen_fd))
+            continue;
         if (FCGX_Accept_r(&fr) < 0) {
             if (stop_requested || errno == EINTR)
                 continue;
@@ -404,6 +478,7 @@ worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
 
     log_debug("worker stopping");
     db_close(&w.db);
+    mongo_close(w.mongo);
     arena_free(w.arena);
     buf_free(&w.headers);
     buf_free(&w.body);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "agents.h"
+#include "audit_logs.h"
 #include "handlers.h"
 #include "jsonptr.h"
 #include "resource.h"
@@ -36,6 +37,11 @@ static const char SQL_MEMBERS[] =
     "SELECT " AGENT_COLUMNS ", position FROM crew_agents "
     "JOIN agents ON agents.id = crew_agents.agent_id "
     "WHERE crew_id = $1 ORDER BY position";
+
+/* The membership alone, for the audit trail. */
+static const char SQL_MEMBER_IDS[] =
+    "SELECT agent_id, position FROM crew_agents WHERE crew_id = $1 "
+    "ORDER BY position";
 
 /* The ordinals (from 1) of the ids in $1 that name no agent here. */
 static const char SQL_MISSING_AGENTS[] =
@@ -311,16 +317,56 @@ read_membership(struct request *req, struct json_object *list,
     return req->err.status != 0 ? -1 : 0;
 }
 
+static void
+put_json(void *object)
+{
+    json_object_put(object);
+}
+
+/*
+ * The crew's membership as the audit trail shows it, {"agents":
+ * [{"agent_id", "position"}, ...]}, released with the arena.
+ */
+static struct json_object *
+membership_json(struct request *req)
+{
+    const char *params[1] = { req->path_ids[0] };
+    struct json_object *agents, *out;
+    PGresult *res;
+
+    res = db_exec(req->db, req->arena, &req->err, SQL_MEMBER_IDS, 1,
+        params);
+    if (res == NULL)
+        return NULL;
+
+    agents = json_object_new_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct json_object *member = json_object_new_object();
+
+        json_object_object_add(member, "agent_id",
+            json_object_new_string(db_value(res, i, 0)));
+        json_object_object_add(member, "position",
+            json_object_new_int64(strtoll(db_value(res, i, 1), NULL, 10)));
+        json_object_array_add(agents, member);
+    }
+    out = json_object_new_object();
+    json_object_object_add(out, "agents", agents);
+    arena_defer(req->arena, put_json, out);
+    return out;
+}
+
 /*
  * PUT /crews/{id}/agents: the body, [{"agent_id", "position"}, ...],
  * replaces the membership (an empty array empties the crew).  The crew
  * is locked and checked against If-Match first; the old rows are
  * deleted and the new ones inserted in the request's one transaction.
+ * The audit trail records it as an update of the crew whose before and
+ * after are the membership.
  */
 int
 crews_agents_put(struct request *req)
 {
-    struct json_object *list;
+    struct json_object *list, *before, *after;
     struct membership m;
     const char **positions;
     const char *params[3];
@@ -330,6 +376,9 @@ crews_agents_put(struct request *req)
         request_json_array(req, &list) < 0 ||
         resource_lock(req, &crews_resource) < 0 ||
         read_membership(req, list, &m) < 0)
+        return -1;
+    before = membership_json(req);
+    if (before == NULL)
         return -1;
 
     positions = arena_alloc(req->arena, (m.n + 1) * sizeof(*positions));
@@ -353,6 +402,12 @@ crews_agents_put(struct request *req)
     res = db_exec(req->db, req->arena, &req->err, SQL_TOUCH_CREW, 1,
         params);
     if (res == NULL)
+        return -1;
+
+    after = membership_json(req);
+    if (after == NULL ||
+        audit_record(req, AUDIT_UPDATE, "crew", req->path_ids[0], before,
+            after) < 0)
         return -1;
     return respond_members(req, db_value(res, 0, 0));
 }

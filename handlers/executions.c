@@ -14,6 +14,7 @@
 
 #include <string.h>
 
+#include "audit_logs.h"
 #include "executions.h"
 #include "handlers.h"
 #include "log.h"
@@ -169,7 +170,9 @@ executions_create(struct request *req)
     params[3] = inputs;
     res = db_exec(req->db, req->arena, &req->err, SQL_EXECUTION_CREATE, 4,
         params);
-    if (res == NULL)
+    if (res == NULL ||
+        audit_resource(req, &executions_resource, AUDIT_CREATE, NULL, res,
+            NULL) < 0)
         return -1;
 
     /* 202: the execution is accepted; a worker runs it later. */
@@ -198,7 +201,7 @@ executions_cancel(struct request *req)
     const char *id = req->path_ids[0];
     const char *params[1] = { id };
     enum execution_status status;
-    PGresult *res;
+    PGresult *before, *res;
     int moved;
 
     if (request_query_check(req, NULL) < 0 || read_cancel_body(req) < 0)
@@ -221,6 +224,11 @@ executions_cancel(struct request *req)
         return request_fail(req, 409, "cannot cancel a %s execution",
             execution_status_names[status]);
 
+    /* The row is locked: this is what the cancel changes, for the trail. */
+    before = resource_fetch(req, &executions_resource, id);
+    if (before == NULL)
+        return -1;
+
     moved = execution_transition(req->db, id, status, EXECUTION_CANCELLED,
         NULL, NULL, &req->err);
     if (moved < 0)
@@ -230,7 +238,9 @@ executions_cancel(struct request *req)
             "meanwhile; read it again");
 
     res = resource_fetch(req, &executions_resource, id);
-    if (res == NULL)
+    if (res == NULL ||
+        audit_resource(req, &executions_resource, AUDIT_UPDATE, before, res,
+            NULL) < 0)
         return -1;
     return resource_respond(req, &executions_resource, 200, res);
 }

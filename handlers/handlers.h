@@ -25,6 +25,7 @@ extern const struct route_doc health_live_doc;
 extern const struct route_doc health_ready_doc;
 extern const struct route_doc tenants_create_doc;
 extern const struct route_doc tenants_self_doc;
+extern const struct route_doc tenants_update_doc;
 extern const struct route_doc auth_login_doc;
 extern const struct route_doc users_me_doc;
 extern const struct route_doc crews_agents_get_doc;
@@ -33,6 +34,13 @@ extern const struct route_doc executions_run_doc;
 extern const struct route_doc executions_cancel_doc;
 extern const struct route_doc agents_delete_doc;
 extern const struct route_doc openapi_doc;
+/* execution logs and chat */
+extern const struct route_doc execution_logs_create_doc;
+extern const struct route_doc execution_logs_list_doc;
+extern const struct route_doc chat_messages_create_doc;
+extern const struct route_doc chat_messages_list_doc;
+
+extern const struct route_doc audit_logs_list_doc;
 
 /* openapi.c */
 int openapi_get(struct request *req);
@@ -46,6 +54,7 @@ int health_ready(struct request *req);
 /* tenants.c: sign-up on the apex host, and a tenant's own record */
 int tenants_create(struct request *req);
 int tenants_self(struct request *req);
+int tenants_update(struct request *req);
 
 /* auth.c */
 int auth_login(struct request *req);
@@ -75,5 +84,19 @@ int executions_create(struct request *req);
 int executions_cancel(struct request *req);
 
 /* tools.c */
+
+/* execution logs and chat: execution_logs.c, chat_messages.c */
+int execution_logs_create(struct request *req);
+int execution_logs_list(struct request *req);
+int chat_messages_create(struct request *req);
+int chat_messages_list(struct request *req);
+
+/* audit logs: audit_logs.c */
+int audit_logs_list(struct request *req);
+/*
+ * After a read (GET) succeeded, when the tenant audits reads: its entry.
+ * For the worker, not the route table.
+ */
+int audit_read(struct request *req);
 
 #endif

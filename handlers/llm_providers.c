@@ -47,6 +47,7 @@
 
 #include <sodium.h>
 
+#include "audit_logs.h"
 #include "handlers.h"
 #include "jsonptr.h"
 #include "log.h"
@@ -96,8 +97,6 @@ static const char release_agents_sql[] =
     "UPDATE agents SET llm_provider_id = NULL,"
     " updated_at = greatest(now(), updated_at + interval '1 microsecond')"
     " WHERE llm_provider_id = $1";
-
-static const char delete_sql[] = "DELETE FROM llm_providers WHERE id = $1";
 
 /* The largest credentials object, as compact JSON. */
 #define CREDENTIALS_MAX_BYTES 16384
@@ -577,6 +576,7 @@ int
 llm_providers_create(struct request *req)
 {
     struct field_value v[NFIELDS];
+    struct audit_written written = { provider_fields, v, NFIELDS };
     struct json_object *body, *config;
     char id[UUID_TEXT_LEN + 1];
     const char *sealed = NULL;
@@ -611,7 +611,9 @@ llm_providers_create(struct request *req)
     params[6] = v[F_ACTIVE].text;
     params[7] = sealed;
     res = db_exec(req->db, req->arena, &req->err, insert_sql, 8, params);
-    if (res == NULL)
+    if (res == NULL ||
+        audit_resource(req, &llm_providers_resource, AUDIT_CREATE, NULL,
+            res, &written) < 0)
         return -1;
 
     response_location(req, llm_providers_resource.collection, id);
@@ -665,10 +667,11 @@ int
 llm_providers_update(struct request *req)
 {
     struct field_value v[NFIELDS];
+    struct audit_written written = { provider_fields, v, NFIELDS };
     struct json_object *body;
     const char *sealed = NULL;
     const char *params[8];
-    PGresult *res;
+    PGresult *before, *res;
 
     if (request_query_check(req, NULL) < 0 ||
         read_body(req, false, v, &body) < 0 ||
@@ -690,6 +693,11 @@ llm_providers_update(struct request *req)
             return -1;
     }
 
+    /* The row is locked: this is what the UPDATE changes, for the trail. */
+    before = resource_fetch(req, &llm_providers_resource, req->path_ids[0]);
+    if (before == NULL)
+        return -1;
+
     params[0] = req->path_ids[0];
     params[1] = v[F_NAME].text;
     params[2] = v[F_TYPE].text;
@@ -699,7 +707,9 @@ llm_providers_update(struct request *req)
     params[6] = v[F_CREDENTIALS].present ? "true" : "false";
     params[7] = sealed;
     res = db_exec(req->db, req->arena, &req->err, update_sql, 8, params);
-    if (res == NULL)
+    if (res == NULL ||
+        audit_resource(req, &llm_providers_resource, AUDIT_UPDATE, before,
+            res, &written) < 0)
         return -1;
     return resource_respond(req, &llm_providers_resource, 200, res);
 }
@@ -713,10 +723,7 @@ llm_providers_delete(struct request *req)
         resource_lock(req, &llm_providers_resource) < 0)
         return -1;
 
-    if (db_run(req->db, &req->err, release_agents_sql, 1, params) < 0 ||
-        db_run(req->db, &req->err, delete_sql, 1, params) < 0)
+    if (db_run(req->db, &req->err, release_agents_sql, 1, params) < 0)
         return -1;
-
-    response_empty(req, 204);
-    return 0;
+    return resource_delete_locked(req, &llm_providers_resource);
 }

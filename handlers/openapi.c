@@ -30,11 +30,17 @@ enum operation_kind {
 };
 
 static bool
+ends_with(const char *pattern, const char *tail)
+{
+    size_t n = strlen(pattern), t = strlen(tail);
+
+    return n >= t && strcmp(pattern + n - t, tail) == 0;
+}
+
+static bool
 ends_with_id(const char *pattern)
 {
-    size_t n = strlen(pattern);
-
-    return n >= 5 && strcmp(pattern + n - 5, "/{id}") == 0;
+    return ends_with(pattern, "/{id}");
 }
 
 static enum operation_kind
@@ -324,8 +330,10 @@ request_body(struct json_writer *w, const struct route *r,
 
     jw_key(w, "requestBody");
     jw_object_open(w);
+    /* A run and a cancel may come without a body; nothing else may. */
     jw_kv_bool(w, "required", kind != OP_CUSTOM ||
-        strstr(r->pattern, "/executions") == NULL);
+        !(ends_with(r->pattern, "/executions") ||
+          ends_with(r->pattern, "/cancel")));
     jw_key(w, "content");
     jw_object_open(w);
     jw_key(w, "application/json");

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit_logs.h"
 #include "log.h"
 #include "resource.h"
 #include "routes.h"
@@ -266,6 +267,7 @@ int
 resource_insert(struct request *req, const struct resource *r,
     const struct field_value *v)
 {
+    struct audit_written written = { r->fields, v, r->nfields };
     struct buf columns = BUF_INIT;
     struct buf values = BUF_INIT;
     struct buf sql = BUF_INIT;
@@ -290,6 +292,8 @@ resource_insert(struct request *req, const struct resource *r,
     res = run(req, take_sql(req, &sql), &p);
     if (res == NULL)
         return refused(req, r);
+    if (audit_resource(req, r, AUDIT_CREATE, NULL, res, &written) < 0)
+        return -1;
     response_location(req, r->collection, db_value(res, 0, 0));
     return resource_respond(req, r, 201, res);
 }
@@ -400,9 +404,10 @@ resource_apply(struct request *req, const struct resource *r,
     const struct field_value *values)
 {
     struct field_value v[RESOURCE_MAX_FIELDS];
+    struct audit_written written = { r->fields, v, r->nfields };
     struct buf sql = BUF_INIT;
     struct params p = { { NULL }, 0 };
-    PGresult *res;
+    PGresult *before, *res;
 
     /* An empty merge patch changes nothing, not even updated_at. */
     if (fields_none_present(values, r->nfields))
@@ -416,6 +421,11 @@ resource_apply(struct request *req, const struct resource *r,
         if (req->err.status != 0)
             return -1;
     }
+
+    /* The row is locked: this is what the UPDATE changes, for the trail. */
+    before = resource_fetch(req, r, req->path_ids[0]);
+    if (before == NULL)
+        return -1;
 
     buf_printf(&sql, "UPDATE %s SET ", r->table);
     for (size_t i = 0; i < r->nfields; i++)
@@ -433,6 +443,8 @@ resource_apply(struct request *req, const struct resource *r,
     res = run(req, take_sql(req, &sql), &p);
     if (res == NULL)
         return refused(req, r);
+    if (audit_resource(req, r, AUDIT_UPDATE, before, res, &written) < 0)
+        return -1;
     return resource_respond(req, r, 200, res);
 }
 
@@ -441,12 +453,19 @@ resource_delete_locked(struct request *req, const struct resource *r)
 {
     struct buf sql = BUF_INIT;
     struct params p = { { NULL }, 0 };
+    PGresult *res;
 
     buf_printf(&sql, "DELETE FROM %s WHERE id = $%d", r->table,
         param_add(&p, req->path_ids[0]));
     scope(req, r, &sql, &p);
-    if (run(req, take_sql(req, &sql), &p) == NULL)
+    buf_printf(&sql, " RETURNING %s", r->columns);
+    res = run(req, take_sql(req, &sql), &p);
+    if (res == NULL)
         return refused(req, r);
+    if (PQntuples(res) == 0)
+        return request_fail(req, 404, "no such %s", r->noun);
+    if (audit_resource(req, r, AUDIT_DELETE, res, NULL, NULL) < 0)
+        return -1;
 
     response_empty(req, 204);
     return 0;

@@ -7,6 +7,10 @@
  * resources share.  Anything particular to a resource (cross-field
  * checks, secrets, sub-resources) stays in its own file.
  *
+ * Every create, update and delete here records its audit entry in the
+ * same transaction (handlers/audit_logs.h): the row before and after, as
+ * the resource's write function shows it.
+ *
  * Every SQL text is built from the resource's constant description, never
  * from the request; values are always bound parameters.
  */

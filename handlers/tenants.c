@@ -1,13 +1,17 @@
 /*
- * Sign-up on the apex host: POST /api/v1/tenants.
+ * Sign-up on the apex host: POST /api/v1/tenants; and on a tenant's
+ * host, the tenant's own record: GET and PATCH /api/v1/tenant.
  *
  * Creates the tenant, its schema and its first admin in one transaction
- * (lib/tenant.c); on any failure nothing is left behind.
+ * (lib/tenant.c); on any failure nothing is left behind.  Its MongoDB
+ * collections follow; while MongoDB is down the sign-up still succeeds
+ * and they are made when it returns (lib/provision.h).
  */
 #include "config.h"
 
 #include <string.h>
 
+#include "audit_logs.h"
 #include "common.h"
 #include "fields.h"
 #include "handlers.h"
@@ -79,8 +83,10 @@ tenants_create(struct request *req)
     signup.slug = v[1].text;
     signup.admin_email = email;
     signup.admin_password_hash = hash;
-    if (tenant_create(req->db, req->arena, &signup, &tenant, admin_id,
-            &req->err) < 0)
+    signup.ip_address = req->remote_addr;
+    signup.user_agent = req->user_agent;
+    if (tenant_create(req->db, req->mongo, req->arena, &signup, &tenant,
+            admin_id, &req->err) < 0)
         return -1;
 
     log_info("signed up tenant %s (%s)", tenant.slug, tenant.id);
@@ -102,16 +108,66 @@ tenants_create(struct request *req)
     return 0;
 }
 
+/* The select list; the order is the column numbers in write_tenant. */
+#define TENANT_COLUMNS \
+    "id, name, slug, is_active, audit_reads, created_at, updated_at, " \
+    SQL_ETAG
+#define TENANT_ETAG_COLUMN 7
+
 static const char SQL_TENANT_SELF[] =
-    "SELECT id, name, slug, is_active, created_at, updated_at, " SQL_ETAG
-    " FROM public.tenants WHERE id = $1";
+    "SELECT " TENANT_COLUMNS " FROM public.tenants WHERE id = $1";
+
+/* The row a PATCH changes, locked before If-Match is compared. */
+static const char SQL_TENANT_LOCK[] =
+    "SELECT " TENANT_COLUMNS " FROM public.tenants WHERE id = $1"
+    " FOR UPDATE";
+
+/* A merge patch: a NULL parameter keeps the column. */
+static const char SQL_TENANT_UPDATE[] =
+    "UPDATE public.tenants SET name = coalesce($2, name),"
+    " audit_reads = coalesce($3::boolean, audit_reads),"
+    " updated_at = greatest(now(), updated_at + interval '1 microsecond')"
+    " WHERE id = $1 RETURNING " TENANT_COLUMNS;
+
+/* What a tenant's admin may change of the tenant. */
+static const struct field_spec tenant_settings[] = {
+    { "name", FIELD_STRING, 0, TENANT_NAME_MAX, 0, 0, NULL },
+    { "audit_reads", FIELD_BOOL, 0, 0, 0, 0, NULL },
+};
+
+#define TENANT_NSETTINGS \
+    (sizeof(tenant_settings) / sizeof(tenant_settings[0]))
+
+static void
+write_tenant(struct request *req, const void *res)
+{
+    struct json_writer *w = &req->json;
+
+    jw_object_open(w);
+    jw_kv_string(w, "id", db_value(res, 0, 0));
+    jw_kv_string(w, "name", db_value(res, 0, 1));
+    jw_kv_string(w, "slug", db_value(res, 0, 2));
+    jw_kv_bool(w, "is_active", db_bool(res, 0, 3));
+    jw_kv_bool(w, "audit_reads", db_bool(res, 0, 4));
+    jw_kv_string(w, "created_at", db_timestamp(req->arena, res, 0, 5));
+    jw_kv_string(w, "updated_at", db_timestamp(req->arena, res, 0, 6));
+    jw_object_close(w);
+}
+
+static int
+respond_tenant(struct request *req, const PGresult *res)
+{
+    response_json(req, 200);
+    write_tenant(req, res);
+    response_etag(req, db_value(res, 0, TENANT_ETAG_COLUMN));
+    return 0;
+}
 
 /* GET /api/v1/tenant on a tenant host: the tenant the request is for. */
 int
 tenants_self(struct request *req)
 {
     const char *params[1] = { req->tenant->id };
-    struct json_writer *w;
     PGresult *res;
 
     if (request_query_check(req, NULL) < 0)
@@ -122,16 +178,51 @@ tenants_self(struct request *req)
         return -1;
     if (PQntuples(res) == 0)
         return request_fail(req, 404, "no such tenant");
+    return respond_tenant(req, res);
+}
 
-    w = response_json(req, 200);
-    jw_object_open(w);
-    jw_kv_string(w, "id", db_value(res, 0, 0));
-    jw_kv_string(w, "name", db_value(res, 0, 1));
-    jw_kv_string(w, "slug", db_value(res, 0, 2));
-    jw_kv_bool(w, "is_active", db_bool(res, 0, 3));
-    jw_kv_string(w, "created_at", db_timestamp(req->arena, res, 0, 4));
-    jw_kv_string(w, "updated_at", db_timestamp(req->arena, res, 0, 5));
-    jw_object_close(w);
-    response_etag(req, db_value(res, 0, 6));
-    return 0;
+/*
+ * PATCH /api/v1/tenant (admins): the tenant's own settings, its name and
+ * whether reads are audited.  Audited like every change, and announced
+ * to the workers, whose tenant caches hold audit_reads.
+ */
+int
+tenants_update(struct request *req)
+{
+    const char *params[3] = { req->tenant->id, NULL, NULL };
+    struct field_value v[TENANT_NSETTINGS];
+    struct json_object *body, *old, *now;
+    PGresult *before, *after;
+
+    if (request_query_check(req, NULL) < 0 ||
+        request_json_object(req, &body) < 0 ||
+        fields_read(req->arena, body, tenant_settings, TENANT_NSETTINGS,
+            false, v, &req->err) < 0)
+        return -1;
+
+    before = db_exec(req->db, req->arena, &req->err, SQL_TENANT_LOCK, 1,
+        params);
+    if (before == NULL)
+        return -1;
+    if (PQntuples(before) == 0)
+        return request_fail(req, 404, "no such tenant");
+    if (precondition_check(req, db_value(before, 0, TENANT_ETAG_COLUMN)) < 0)
+        return -1;
+
+    /* An empty merge patch changes nothing, not even updated_at. */
+    if (fields_none_present(v, TENANT_NSETTINGS))
+        return respond_tenant(req, before);
+
+    params[1] = v[0].text;
+    params[2] = v[1].text;
+    after = db_exec(req->db, req->arena, &req->err, SQL_TENANT_UPDATE, 3,
+        params);
+    if (after == NULL ||
+        audit_capture(req, write_tenant, before, &old) < 0 ||
+        audit_capture(req, write_tenant, after, &now) < 0 ||
+        audit_record(req, AUDIT_UPDATE, "tenant", req->tenant->id, old,
+            now) < 0 ||
+        db_notify_tenants(req->db, &req->err) < 0)
+        return -1;
+    return respond_tenant(req, after);
 }

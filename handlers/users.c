@@ -50,9 +50,6 @@ static const char SQL_LOCK_ACTIVE_ADMINS[] =
     " WHERE tenant_id = $1 AND role = 'admin' AND is_active"
     " ORDER BY id FOR UPDATE";
 
-static const char SQL_DELETE_USER[] =
-    "DELETE FROM public.users WHERE id = $1 AND tenant_id = $2";
-
 static const char *const role_names[] = { "admin", "member", "viewer", NULL };
 
 /* Indexes into user_fields, and so into the values read from a body. */
@@ -285,7 +282,6 @@ users_update(struct request *req)
 int
 users_delete(struct request *req)
 {
-    const char *params[2] = { req->path_ids[0], req->tenant->id };
     const PGresult *admins;
 
     if (request_query_check(req, NULL) < 0)
@@ -304,10 +300,7 @@ users_delete(struct request *req)
             "of the tenant and cannot be deleted; make another user an "
             "admin first");
 
-    if (db_run(req->db, &req->err, SQL_DELETE_USER, 2, params) < 0)
-        return -1;
-    response_empty(req, 204);
-    return 0;
+    return resource_delete_locked(req, &users_resource);
 }
 
 /*

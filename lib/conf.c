@@ -9,6 +9,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "mongo.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -22,7 +23,8 @@ enum conf_type {
     CONF_BOOL,
     CONF_MODE,
     CONF_HOSTS,
-    CONF_LOG_LEVEL
+    CONF_LOG_LEVEL,
+    CONF_MONGODB_URI
 };
 
 struct conf_key {
@@ -44,6 +46,8 @@ static const struct conf_key conf_keys[] = {
     KEY(workers, CONF_INT, 1, 256),
     KEY(shutdown_timeout, CONF_INT, 1, 3600),
     KEY(database_url, CONF_STRING, 0, 0),
+    KEY(mongodb_uri, CONF_MONGODB_URI, 0, 0),
+    KEY(mongodb_provision_interval, CONF_INT, 1, 3600),
     KEY(base_domain, CONF_STRING, 0, 0),
     KEY(token_secret_file, CONF_STRING, 0, 0),
     KEY(token_issuer, CONF_STRING, 0, 0),
@@ -59,6 +63,8 @@ static const struct conf_key conf_keys[] = {
     KEY(body_max_bytes, CONF_SIZE, 1024, 64LL << 20),
     KEY(log_level, CONF_LOG_LEVEL, 0, 0),
     KEY(pid_file, CONF_STRING, 0, 0),
+    KEY(audit_shipper, CONF_BOOL, 0, 0),
+    KEY(audit_sweep_interval, CONF_INT, 1, 86400),
 };
 
 const char *
@@ -77,6 +83,9 @@ conf_defaults(struct crewd_conf *conf)
     conf->shutdown_timeout = 30;
     snprintf(conf->database_url, sizeof(conf->database_url),
         "dbname=crewd user=crewd");
+    snprintf(conf->mongodb_uri, sizeof(conf->mongodb_uri),
+        "mongodb://127.0.0.1:27017/crewd");
+    conf->mongodb_provision_interval = 30;
     snprintf(conf->base_domain, sizeof(conf->base_domain), "localhost");
     snprintf(conf->token_secret_file, sizeof(conf->token_secret_file),
         "/var/lib/crewd/token.key");
@@ -94,6 +103,8 @@ conf_defaults(struct crewd_conf *conf)
     conf->password_mem_limit = 64u << 20;
     conf->body_max_bytes = 1u << 20;
     conf->log_level = LOG_INFO;
+    conf->audit_shipper = true;
+    conf->audit_sweep_interval = 60;
 }
 
 static int
@@ -213,6 +224,18 @@ conf_set(struct crewd_conf *conf, const char *key, const char *value,
         else
             return error_set(err, 0, "%s must be true or false", key);
         return 0;
+
+    case CONF_MONGODB_URI: {
+        char why[CONF_VALUE_MAX];
+
+        if (strlen(value) >= k->size)
+            return error_set(err, 0, "value of %s is too long", key);
+        if (!mongo_uri_valid(value, why, sizeof(why)))
+            return error_set(err, 0, "%s is not a MongoDB URI: %.160s", key,
+                why);
+        memcpy(field, value, strlen(value) + 1);
+        return 0;
+    }
 
     case CONF_LOG_LEVEL: {
         int level = log_level_parse(value);

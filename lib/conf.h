@@ -22,6 +22,10 @@ struct crewd_conf {
     int workers;
     int shutdown_timeout;               /* seconds for requests to finish */
     char database_url[CONF_VALUE_MAX];  /* libpq connection string */
+    /* MongoDB (lib/mongo.h): "" leaves it unconfigured; how often a
+       worker retries tenants whose collections are not made yet. */
+    char mongodb_uri[CONF_VALUE_MAX];
+    int mongodb_provision_interval;     /* seconds */
     char base_domain[256];
     char token_secret_file[CONF_PATH_MAX];
     char token_issuer[128];
@@ -41,6 +45,9 @@ struct crewd_conf {
     size_t body_max_bytes;
     int log_level;                      /* enum log_level */
     char pid_file[CONF_PATH_MAX];       /* empty: none */
+    /* The audit shipper: run by the master, or not (its own unit). */
+    bool audit_shipper;
+    int audit_sweep_interval;           /* seconds between full sweeps */
 };
 
 /* Fills conf with the built-in defaults. */

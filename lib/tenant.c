@@ -6,8 +6,10 @@
 
 #include <sodium.h>
 
+#include "audit.h"
 #include "log.h"
 #include "migrate.h"
+#include "provision.h"
 #include "tenant.h"
 
 /*
@@ -95,6 +97,7 @@ fill_tenant(struct tenant *out, const PGresult *res, int row)
     snprintf(out->schema, sizeof(out->schema), "%s",
         PQgetvalue(res, row, 2));
     out->is_active = db_bool(res, row, 3);
+    out->audit_reads = db_bool(res, row, 4);
 }
 
 int
@@ -105,8 +108,8 @@ tenant_find_by_slug(struct db *db, struct arena *a, const char *slug,
     PGresult *res;
 
     res = db_exec(db, a, err,
-        "SELECT id, slug, db_schema, is_active FROM public.tenants"
-        " WHERE slug = $1", 1, params);
+        "SELECT id, slug, db_schema, is_active, audit_reads"
+        " FROM public.tenants WHERE slug = $1", 1, params);
     if (res == NULL)
         return -1;
     if (PQntuples(res) == 0)
@@ -131,7 +134,7 @@ random_schema_name(char out[SCHEMA_NAME_MAX + 1])
 }
 
 int
-tenant_create(struct db *db, struct arena *a,
+tenant_create(struct db *db, struct mongo *mongo, struct arena *a,
     const struct tenant_signup *in, struct tenant *out,
     char admin_user_id[UUID_TEXT_LEN + 1], struct crewd_error *err)
 {
@@ -144,6 +147,7 @@ tenant_create(struct db *db, struct arena *a,
     random_schema_name(out->schema);
     snprintf(out->slug, sizeof(out->slug), "%s", in->slug);
     out->is_active = true;
+    out->audit_reads = false;
 
     if (db_begin(db, err) < 0)
         return -1;
@@ -184,11 +188,26 @@ tenant_create(struct db *db, struct arena *a,
         goto fail;
     snprintf(admin_user_id, UUID_TEXT_LEN + 1, "%s", PQgetvalue(res, 0, 0));
 
+    if (audit_signup(db, a, out, in->name, admin_user_id, in->admin_email,
+            in->ip_address, in->user_agent, err) < 0)
+        goto fail;
+
     if (db_notify_tenants(db, err) < 0 || db_commit(db, err) < 0)
         goto fail;
 
     PQfreemem(quoted);
     log_info("tenant %s created with schema %s", out->slug, out->schema);
+
+    /* Committed: from here on a failure only postpones the collections. */
+    if (mongo_configured(mongo)) {
+        struct crewd_error later;
+
+        error_clear(&later);
+        if (provision_tenant(db, mongo, a, out->id, &later) < 0)
+            log_warn("tenant %s: MongoDB collections not made yet (%s); "
+                "they are made when MongoDB answers", out->slug,
+                later.detail);
+    }
     return 0;
 
 fail:

@@ -14,6 +14,7 @@
 #include "arena.h"
 #include "db.h"
 #include "error.h"
+#include "mongo.h"
 #include "uuid.h"
 
 #define SLUG_MAX 63
@@ -25,6 +26,7 @@ struct tenant {
     char slug[SLUG_MAX + 1];
     char schema[SCHEMA_NAME_MAX + 1];
     bool is_active;
+    bool audit_reads;       /* reads are audited too (docs/audit.md) */
     char created_at[40];    /* RFC 3339; filled by tenant_create only */
 };
 
@@ -49,14 +51,23 @@ struct tenant_signup {
     const char *slug;
     const char *admin_email;        /* already normalised */
     const char *admin_password_hash;
+    /* For the audit trail: who asked, NULL when unknown (crewctl). */
+    const char *ip_address;
+    const char *user_agent;
 };
 
 /*
  * Creates the tenant, its schema and its first admin in one transaction
- * of its own (the connection must be idle).  A taken slug is a 409.
+ * of its own (the connection must be idle), with their audit entries.
+ * A taken slug is a 409.
  * Fills out and the admin's id; on any failure nothing is left behind.
+ *
+ * Then, with mongo not NULL, makes the tenant's MongoDB collections
+ * (lib/provision.h).  That step never fails the creation: while MongoDB
+ * is down the tenant stays marked pending and its collections are made
+ * when MongoDB returns.
  */
-int tenant_create(struct db *db, struct arena *a,
+int tenant_create(struct db *db, struct mongo *mongo, struct arena *a,
     const struct tenant_signup *in, struct tenant *out,
     char admin_user_id[UUID_TEXT_LEN + 1], struct crewd_error *err);
 

@@ -4,6 +4,10 @@ Stack() starts, in a fresh folder under /tmp:
 
   * a PostgreSQL cluster of its own on a unix socket and a free port,
     with a login role and database "crewd";
+  * the MongoDB-protocol server of the local set-up (CongoServer, see
+    docs/mongodb.md) on a free port of 127.0.0.1, installed once by
+    scripts/mongo-server-install into a cache folder (mongo=False leaves
+    MongoDB unconfigured; a mongodb_uri= key uses that server instead);
   * crewd (master and prefork workers) on a unix socket, configured for
     speed (cheap Argon2 parameters), with its token secret and master key
     made by crewctl, its stderr in crewd.log;
@@ -81,6 +85,23 @@ def _pg_bindir():
     return os.path.dirname(found[-1]) if found else None
 
 
+def mongo_server_cache():
+    """Where scripts/mongo-server-install keeps the MongoDB-protocol
+    server: $CREWD_MONGO_SERVER_CACHE, else .cache/mongo-server in the
+    source tree, else (a read-only tree, as in make distcheck)
+    ~/.cache/crewd/mongo-server."""
+    env = os.environ.get('CREWD_MONGO_SERVER_CACHE')
+    if env:
+        return env
+    in_tree = os.path.join(SRCDIR, '.cache', 'mongo-server')
+    if os.path.isdir(in_tree) and os.access(in_tree, os.W_OK):
+        return in_tree
+    if os.access(SRCDIR, os.W_OK):
+        return in_tree
+    return os.path.join(os.path.expanduser('~'), '.cache', 'crewd',
+                        'mongo-server')
+
+
 def find_tools():
     """Returns a dict of the programs the stack runs, or raises
     Unavailable naming what is missing."""
@@ -91,13 +112,23 @@ def find_tools():
         'render': os.path.join(SRCDIR, 'nginx', 'render-conf'),
         'template': os.path.join(SRCDIR, 'nginx', 'crewd.conf.template'),
         'params': os.path.join(SRCDIR, 'nginx', 'crewd_fastcgi_params'),
+        'mongo_install': os.path.join(SRCDIR, 'scripts',
+                                      'mongo-server-install'),
+        'mongo_server': os.path.join(SRCDIR, 'scripts', 'mongo-server.mjs'),
     }
     for key in ('crewd', 'crewctl'):
         if not os.access(tools[key], os.X_OK):
             missing.append('%s (not built)' % tools[key])
-    for key in ('render', 'template', 'params'):
+    for key in ('render', 'template', 'params', 'mongo_install',
+                'mongo_server'):
         if not os.path.isfile(tools[key]):
             missing.append(tools[key])
+
+    node = shutil.which('node') or shutil.which('nodejs')
+    if node:
+        tools['node'] = node
+    else:
+        missing.append('node (Debian package nodejs)')
 
     bindir = _pg_bindir()
     for prog in ('initdb', 'pg_ctl', 'psql'):
@@ -195,6 +226,19 @@ def children_of(ppid):
     return sorted(pids)
 
 
+def process_name(pid):
+    """The kernel's name of a process (its comm), or None when gone."""
+    try:
+        with open('/proc/%d/comm' % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+# What crewd's audit shipper calls itself; its workers keep "crewd".
+SHIPPER_NAME = 'crewd-shipper'
+
+
 def wait_for(predicate, timeout, interval=0.05):
     """Calls predicate until it returns something true or timeout seconds
     pass; returns its last value."""
@@ -272,16 +316,21 @@ class Stack:
     """PostgreSQL, crewd and nginx for one test module.
 
     workers: crewd's prefork workers.  conf: crewd configuration keys
-    that replace the test defaults (e.g. signup_enabled=False).
+    that replace the test defaults (e.g. signup_enabled=False).  mongo:
+    start the local MongoDB-protocol server (unless conf names a
+    mongodb_uri); False leaves MongoDB unconfigured.
     """
 
-    def __init__(self, workers=2, name='crewd', **conf):
+    def __init__(self, workers=2, name='crewd', mongo=True, **conf):
         self.tools = find_tools()
         self.name = name
         self.root = os.geteuid() == 0
         self.dir = None
         self.crewd = None
         self.nginx = None
+        self.mongo = None
+        self.mongo_port = None
+        self.use_mongo = mongo and 'mongodb_uri' not in conf
         self.pg_running = False
         self.closed = False
         self.workers = workers
@@ -323,6 +372,7 @@ class Stack:
         self.nginx_conf = os.path.join(self.nginx_prefix, 'crewd.conf')
         self.nginx_log_dir = os.path.join(self.nginx_prefix, 'logs')
         self.nginx_out_path = os.path.join(self.nginx_log_dir, 'stderr.log')
+        self.mongo_log_path = os.path.join(self.dir, 'mongo-server.log')
         self.cert = os.path.join(self.dir, 'tls', 'cert.pem')
         self.key = os.path.join(self.dir, 'tls', 'key.pem')
         for d in (self.pg_dir, self.pg_sock, self.run_dir,
@@ -356,6 +406,8 @@ class Stack:
         self.metrics_port = free_port()
 
         self._start_postgres_cluster()
+        if self.use_mongo:
+            self._start_mongo_on_a_free_port()
         self._write_crewd_conf()
         self.crewctl('secret', 'create')
         self.crewctl('db', 'migrate')
@@ -406,6 +458,10 @@ class Stack:
             'token_secret_file': os.path.join(self.dir, 'token.key'),
             'master_key_file': os.path.join(self.dir, 'master.key'),
             'signup_enabled': 'true',
+            'mongodb_uri': ('mongodb://127.0.0.1:%d/crewd' % self.mongo_port
+                            if self.use_mongo else ''),
+            # Tenants signed up during a MongoDB outage are retried often.
+            'mongodb_provision_interval': '1',
             'password_ops_limit': '1',
             'password_mem_limit': '8192',
             'log_level': 'info',
@@ -552,6 +608,77 @@ class Stack:
                 sql, rows))
         return rows[0][0]
 
+    # -- MongoDB -------------------------------------------------------
+
+    def _mongo_server_dir(self):
+        """Installs the server once (later calls find it cached) and
+        returns its folder."""
+        install = self.tools['mongo_install']
+        proc = subprocess.run(['sh', install, mongo_server_cache()],
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise StackError('%s failed (%d): %s%s' % (
+                install, proc.returncode, proc.stdout, proc.stderr))
+        return proc.stdout.strip().splitlines()[-1]
+
+    def start_mongo(self):
+        """Starts the MongoDB-protocol server on self.mongo_port (empty:
+        its data does not outlive it) and waits until it accepts."""
+        server_dir = self._mongo_server_dir()
+        with open(self.mongo_log_path, 'ab') as log:
+            self.mongo = subprocess.Popen(
+                [self.tools['node'], self.tools['mongo_server'],
+                 '--dir', server_dir, '--port', str(self.mongo_port)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True, preexec_fn=_die_with_parent)
+
+        def ready():
+            if self.mongo.poll() is not None:
+                raise StackError('the MongoDB-protocol server exited with '
+                                 '%d:\n%s' % (self.mongo.returncode,
+                                              _tail(self.mongo_log_path)))
+            try:
+                with socket.create_connection(('127.0.0.1', self.mongo_port),
+                                              timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        if not wait_for(ready, 30, 0.1):
+            raise StackError('the MongoDB-protocol server did not start:\n'
+                             + _tail(self.mongo_log_path))
+
+    def _start_mongo_on_a_free_port(self):
+        # A port found free can be taken by someone else before the
+        # server binds it: then try again with another.
+        for attempt in range(3):
+            self.mongo_port = free_port()
+            try:
+                self.start_mongo()
+                return
+            except StackError:
+                if attempt == 2 or 'could not listen' not in _tail(
+                        self.mongo_log_path):
+                    raise
+
+    def stop_mongo(self):
+        """Stops the MongoDB-protocol server (an outage)."""
+        if self.mongo is None:
+            return
+        if self.mongo.poll() is None:
+            self.mongo.send_signal(signal.SIGTERM)
+            try:
+                self.mongo.wait(10)
+            except subprocess.TimeoutExpired:
+                self.mongo.kill()
+                self.mongo.wait()
+        self.mongo = None
+
+    def mongo_inspect(self, slug):
+        """What "crewctl mongo inspect" says of a tenant's collections."""
+        return jsonlib.loads(self.crewctl('mongo', 'inspect', '--tenant',
+                                          slug).stdout)
+
     # -- crewd ---------------------------------------------------------
 
     def crewctl(self, *args, check=True, input=None):
@@ -588,17 +715,28 @@ class Stack:
             raise StackError('crewd did not start:\n' +
                              _tail(self.crewd_log_path))
 
-    def crewd_pids(self):
-        """(master pid, sorted list of worker pids)."""
-        master = None
+    def _crewd_master(self):
         try:
             with open(self.conf['pid_file']) as f:
-                master = int(f.read().strip())
+                return int(f.read().strip())
         except (OSError, ValueError):
             pass
-        if master is None and self.crewd is not None:
-            master = self.crewd.pid
-        return master, children_of(master) if master else []
+        return self.crewd.pid if self.crewd is not None else None
+
+    def crewd_pids(self):
+        """(master pid, sorted list of worker pids); the audit shipper,
+        also a child of the master, is not a worker."""
+        master = self._crewd_master()
+        children = children_of(master) if master else []
+        return master, [pid for pid in children
+                        if process_name(pid) != SHIPPER_NAME]
+
+    def shipper_pids(self):
+        """Sorted pids of the master's audit shippers (one, or two for a
+        moment during a reload; none with audit_shipper = false)."""
+        master = self._crewd_master()
+        return [pid for pid in (children_of(master) if master else [])
+                if process_name(pid) == SHIPPER_NAME]
 
     def rewrite_crewd_conf(self, **changes):
         """Rewrites crewd's configuration file with these keys set (None
@@ -623,7 +761,7 @@ class Stack:
             return None
         if timeout is None:
             timeout = int(self.conf.get('shutdown_timeout', 30)) + 5
-        workers = self.crewd_pids()[1]
+        workers = self.crewd_pids()[1] + self.shipper_pids()
         status = None
         if self.crewd.poll() is None:
             self.crewd.send_signal(signal.SIGTERM)
@@ -667,6 +805,9 @@ class Stack:
                     _tail(path, lines)]
         out += ['---- %s: tail of postgresql.log' % self.name,
                 _tail(self.pg_log, lines // 2)]
+        if self.use_mongo:
+            out += ['---- %s: tail of mongo-server.log' % self.name,
+                    _tail(self.mongo_log_path, lines // 4)]
         return '\n'.join(out)
 
     # -- HTTP ----------------------------------------------------------
@@ -760,6 +901,11 @@ class Stack:
             self.stop_crewd(timeout=15)
         except OSError as e:
             errors.append('crewd: %s' % e)
+
+        try:
+            self.stop_mongo()
+        except OSError as e:
+            errors.append('mongo-server: %s' % e)
 
         if self.pg_running:
             try:

@@ -3,6 +3,7 @@ succeeded, failed or cancelled, the claim a worker makes, and the tenant
 migration that gave executions their updated_at."""
 
 import datetime
+import glob
 import os
 import subprocess
 import time
@@ -14,6 +15,17 @@ from stack import SRCDIR
 EXECUTION_KEYS = {'id', 'tenant_id', 'flow_id', 'user_id', 'status',
                   'inputs', 'outputs', 'error', 'started_at',
                   'completed_at', 'created_at', 'updated_at'}
+
+
+def tenant_migrations():
+    """[(version, name)] of sql/tenant, as schema_migrations shows them:
+    every schema made now is at the last of them."""
+    found = []
+    for path in glob.glob(os.path.join(SRCDIR, 'sql', 'tenant',
+                                       '[0-9]*.up.sql')):
+        name = os.path.basename(path)[:-len('.up.sql')]
+        found.append((str(int(name.split('_')[0])), name))
+    return sorted(found, key=lambda m: int(m[0]))
 
 
 def parse_time(text):
@@ -125,13 +137,14 @@ class MigrationTest(ExecutionTestCase):
             'SELECT version, name FROM :"schema".schema_migrations'
             ' ORDER BY version', schema=schema)
 
-    def test_a_new_tenant_schema_is_at_version_2(self):
+    def test_a_new_tenant_schema_is_at_the_latest_version(self):
         tenant = self.stack.new_tenant('migrated')
         schema = self.stack.tenant_schema(tenant.id)
-        self.assertEqual(self.versions(schema), [
+        latest = tenant_migrations()
+        self.assertEqual(latest[:2], [
             ('1', '0001_init'), ('2', '0002_executions_updated_at')])
-        self.assertEqual(self.versions('tenant_template'), [
-            ('1', '0001_init'), ('2', '0002_executions_updated_at')])
+        self.assertEqual(self.versions(schema), latest)
+        self.assertEqual(self.versions('tenant_template'), latest)
         self.assertEqual(self.stack.psql(
             "SELECT is_nullable, column_default FROM"
             " information_schema.columns WHERE table_schema = :'schema'"
@@ -143,16 +156,20 @@ class MigrationTest(ExecutionTestCase):
         tenant = self.stack.new_tenant('old')
         schema = self.stack.tenant_schema(tenant.id)
         flow_id = make_flow(self.stack, tenant)
-        with open(os.path.join(SRCDIR, 'sql', 'tenant',
-                               '0002_executions_updated_at.down.sql')) as f:
-            down = f.read()
+        latest = tenant_migrations()
+        downs = []
+        for version, name in reversed(latest[1:]):
+            with open(os.path.join(SRCDIR, 'sql', 'tenant',
+                                   name + '.down.sql')) as f:
+                downs.append(f.read() + '\nDELETE FROM schema_migrations'
+                             ' WHERE version = %s;' % version)
 
-        # Both schemas back at version 1, through the down migration.
+        # Both schemas back at version 1, through the down migrations,
+        # the newest first.
         for target in ('tenant_template', schema):
             self.stack.psql(
-                'BEGIN; SET LOCAL search_path = :"schema";\n' + down +
-                '\nDELETE FROM schema_migrations WHERE version = 2;'
-                ' COMMIT;', schema=target)
+                'BEGIN; SET LOCAL search_path = :"schema";\n' +
+                '\n'.join(downs) + '\nCOMMIT;', schema=target)
             self.assertEqual(self.versions(target), [('1', '0001_init')])
 
         # An execution made before the column existed.
@@ -165,13 +182,13 @@ class MigrationTest(ExecutionTestCase):
 
         out = self.stack.crewctl('db', 'migrate').stdout
         lines = [line.split() for line in out.splitlines()]
-        self.assertIn(['tenant_template', '1', '->', '2'], lines, out)
-        self.assertIn([schema, '1', '->', '2'], lines, out)
-        self.assertIn('all schemas at version 2', out)
+        self.assertIn(['tenant_template', '1', '->', latest[-1][0]], lines,
+                      out)
+        self.assertIn([schema, '1', '->', latest[-1][0]], lines, out)
+        self.assertIn('all schemas at version %s' % latest[-1][0], out)
 
         for target in ('tenant_template', schema):
-            self.assertEqual(self.versions(target), [
-                ('1', '0001_init'), ('2', '0002_executions_updated_at')])
+            self.assertEqual(self.versions(target), latest)
         self.assertEqual(self.stack.psql(
             'SELECT updated_at = created_at FROM :"schema".executions'
             " WHERE id = :'id'", schema=schema, id=execution_id), [('t',)])
@@ -188,7 +205,8 @@ class MigrationTest(ExecutionTestCase):
     def test_db_migrate_again_changes_nothing(self):
         out = self.stack.crewctl('db', 'migrate').stdout
         self.assertNotIn('->', out)
-        self.assertIn('all schemas at version 2', out)
+        self.assertIn('all schemas at version %s' % tenant_migrations()[-1][0],
+                      out)
 
 
 class ExecutionCreateTest(ExecutionTestCase):

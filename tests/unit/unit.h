@@ -8,11 +8,13 @@
 #include <CUnit/CUnit.h>
 
 void register_arena_tests(void);
+void register_audit_tests(void);
 void register_conf_tests(void);
 void register_flowdef_tests(void);
 void register_executions_tests(void);
 void register_imageref_tests(void);
 void register_json_tests(void);
+void register_mongo_tests(void);
 void register_openapi_tests(void);
 void register_routes_tests(void);
 void register_seal_tests(void);

@@ -42,11 +42,13 @@ main(void)
     log_init("unit_tests", LOG_ERROR);
 
     register_arena_tests();
+    register_audit_tests();
     register_conf_tests();
     register_flowdef_tests();
     register_executions_tests();
     register_imageref_tests();
     register_json_tests();
+    register_mongo_tests();
     register_openapi_tests();
     register_routes_tests();
     register_seal_tests();

@@ -1,0 +1,15 @@
+/*
+ * What crewctl.c shares with the files of its other commands.
+ */
+#ifndef CREWD_CREWCTL_H
+#define CREWD_CREWCTL_H
+
+#include "conf.h"
+
+/* Prints the usage to standard error; returns the usage exit status. */
+int crewctl_usage_error(void);
+
+/* mongo.c: "crewctl mongo ..."; argv[0] is the word after "mongo". */
+int crewctl_mongo(const struct crewd_conf *conf, int argc, char **argv);
+
+#endif
