@@ -46,8 +46,10 @@ struct mongo {
     bool down;              /* last operation failed for want of a server */
 };
 
-/* One index of a tenant collection; ttl_days points into struct mongo_ttl
-   for a TTL index, NULL otherwise. */
+/*
+ * One index of a tenant collection.  A TTL index takes its
+ * expireAfterSeconds from the tenant's struct mongo_ttl.
+ */
 struct index_spec {
     const char *name;
     const char *fields[2];

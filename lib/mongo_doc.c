@@ -169,19 +169,19 @@ const char *
 mongo_validator_json(enum mongo_kind kind)
 {
     static char *texts[MONGO_KIND_COUNT];
+    size_t i = (size_t)(mongo_schema_of(kind) - schemas);
 
-    mongo_schema_of(kind);
-    if (texts[kind] == NULL) {
+    if (texts[i] == NULL) {
         bson_t validator;
         char *json;
 
         mongo_schema_validator(kind, &validator);
         json = bson_as_relaxed_extended_json(&validator, NULL);
-        texts[kind] = xstrdup(json);
+        texts[i] = xstrdup(json);
         bson_free(json);
         bson_destroy(&validator);
     }
-    return texts[kind];
+    return texts[i];
 }
 
 /* ----------------------------------------------------------------------
