@@ -193,31 +193,15 @@ chat_messages_list(struct request *req)
     if (request_query_check(req, allowed) < 0)
         return -1;
 
-    memset(conditions, 0, sizeof(conditions));
-    conditions[n].field = "conversation_id";
-    conditions[n].op = MONGO_EQ;
-    conditions[n].value.type = MONGO_STRING;
-    conditions[n++].value.string = req->path_ids[0];
+    if (documents_condition(req, conditions, &n, "conversation_id",
+            req->path_ids[0], NULL, NULL) < 0)
+        return -1;
 
-    /* A filter is a typed value from our own list, never the text sent. */
     role = request_query(req, "role");
-    if (role != NULL) {
-        const char *known = NULL;
-
-        for (size_t i = 0; mongo_chat_roles[i] != NULL; i++)
-            if (strcmp(role, mongo_chat_roles[i]) == 0)
-                known = mongo_chat_roles[i];
-        if (known == NULL) {
-            request_fail(req, 400, "query parameter role is not valid");
-            error_field(&req->err, "role", "must be user, assistant, "
-                "system or tool");
-            return -1;
-        }
-        conditions[n].field = "role";
-        conditions[n].op = MONGO_EQ;
-        conditions[n].value.type = MONGO_STRING;
-        conditions[n++].value.string = known;
-    }
+    if (role != NULL && documents_condition(req, conditions, &n, "role",
+            role, mongo_chat_roles,
+            "must be user, assistant, system or tool") < 0)
+        return -1;
 
     /* Oldest first: a conversation reads top to bottom. */
     return documents_list(req, MONGO_CHAT_MESSAGES, conditions, n, false,

@@ -193,3 +193,32 @@ documents_list(struct request *req, enum mongo_kind kind,
     jw_object_close(w);
     return 0;
 }
+
+int
+documents_condition(struct request *req,
+    struct mongo_condition *conditions, size_t *n, const char *field,
+    const char *value, const char *const *choices, const char *hint)
+{
+    const char *known = value;
+
+    /* A filter is a typed value from our own list, never the text sent. */
+    if (choices != NULL) {
+        known = NULL;
+        for (size_t i = 0; choices[i] != NULL; i++)
+            if (strcmp(value, choices[i]) == 0)
+                known = choices[i];
+        if (known == NULL) {
+            request_fail(req, 400, "query parameter %s is not valid", field);
+            error_field(&req->err, field, "%s", hint);
+            return -1;
+        }
+    }
+
+    memset(&conditions[*n], 0, sizeof(conditions[*n]));
+    conditions[*n].field = field;
+    conditions[*n].op = MONGO_EQ;
+    conditions[*n].value.type = MONGO_STRING;
+    conditions[*n].value.string = known;
+    (*n)++;
+    return 0;
+}

@@ -46,6 +46,16 @@ int documents_read_entry(struct request *req, struct json_object *entry,
 int documents_append_json(struct request *req, bson_t *doc, const char *key,
     struct json_object *value, const char *prefix);
 
+/*
+ * Appends "field equals value" to conditions[*n].  With choices, value is
+ * a query parameter's text that must be one of them (a 400 naming the
+ * parameter otherwise, saying hint) and the condition holds our own copy,
+ * never the text sent.  Returns 0 or -1.
+ */
+int documents_condition(struct request *req,
+    struct mongo_condition *conditions, size_t *n, const char *field,
+    const char *value, const char *const *choices, const char *hint);
+
 /* Writes "id" and then fields (NULL-terminated) of doc as one object. */
 void documents_write(struct json_writer *w, const bson_t *doc,
     const char *const *fields);

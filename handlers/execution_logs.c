@@ -194,31 +194,15 @@ execution_logs_list(struct request *req)
     if (request_query_check(req, allowed) < 0 || execution_check(req) < 0)
         return -1;
 
-    memset(conditions, 0, sizeof(conditions));
-    conditions[n].field = "execution_id";
-    conditions[n].op = MONGO_EQ;
-    conditions[n].value.type = MONGO_STRING;
-    conditions[n++].value.string = req->path_ids[0];
+    if (documents_condition(req, conditions, &n, "execution_id",
+            req->path_ids[0], NULL, NULL) < 0)
+        return -1;
 
-    /* A filter is a typed value from our own list, never the text sent. */
     level = request_query(req, "level");
-    if (level != NULL) {
-        const char *known = NULL;
-
-        for (size_t i = 0; mongo_log_levels[i] != NULL; i++)
-            if (strcmp(level, mongo_log_levels[i]) == 0)
-                known = mongo_log_levels[i];
-        if (known == NULL) {
-            request_fail(req, 400, "query parameter level is not valid");
-            error_field(&req->err, "level", "must be debug, info, warning "
-                "or error");
-            return -1;
-        }
-        conditions[n].field = "level";
-        conditions[n].op = MONGO_EQ;
-        conditions[n].value.type = MONGO_STRING;
-        conditions[n++].value.string = known;
-    }
+    if (level != NULL && documents_condition(req, conditions, &n, "level",
+            level, mongo_log_levels,
+            "must be debug, info, warning or error") < 0)
+        return -1;
 
     return documents_list(req, MONGO_EXECUTION_LOGS, conditions, n, true,
         log_shown);
