@@ -6,12 +6,14 @@
  *   crewctl [-c FILE] tenant create --name NAME --slug SLUG
  *                     --admin-email EMAIL [--admin-password-file FILE]
  *   crewctl [-c FILE] tenant list
+ *   crewctl [-c FILE] tenant delete SLUG [--yes]
  *   crewctl [-c FILE] execution claim --tenant SLUG
  *   crewctl [-c FILE] keys create [--file FILE]
  *   crewctl [-c FILE] keys check
  *   crewctl [-c FILE] keys rotate --new-key FILE
  *   crewctl [-c FILE] mongo status | provision [--tenant SLUG | --all] |
- *                     inspect --tenant SLUG | ttl --tenant SLUG ...
+ *                     inspect --tenant SLUG | ttl --tenant SLUG ... |
+ *                     drop --tenant-id UUID
  *
  * It reads the same configuration as crewd and works through the same
  * library, so a tenant made here is made exactly as sign-up makes it.
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -43,6 +46,7 @@
 #define EXIT_USAGE 2
 
 static struct crewd_conf conf;
+static const char *conf_path;
 
 static void
 usage(FILE *out)
@@ -59,6 +63,10 @@ usage(FILE *out)
         "                         create a tenant and its first admin; a\n"
         "                         password is generated when none is given\n"
         "  tenant list            list the tenants\n"
+        "  tenant delete SLUG [--yes]\n"
+        "                         delete the tenant, its schema, its users\n"
+        "                         and its MongoDB collections; asks for the\n"
+        "                         slug again unless --yes is given\n"
         "  execution claim --tenant SLUG\n"
         "                         move the tenant's oldest pending execution\n"
         "                         to running, as a worker does, and print\n"
@@ -86,6 +94,9 @@ usage(FILE *out)
         "            [--chat-messages DAYS]\n"
         "                         change how long the tenant's logs and\n"
         "                         chat messages are kept\n"
+        "  mongo drop --tenant-id UUID\n"
+        "                         drop the collections a deleted tenant\n"
+        "                         left behind\n"
         "\n"
         "  -c FILE  configuration file (default %s)\n",
         conf_default_path());
@@ -352,6 +363,109 @@ cmd_tenant_list(void)
             PQgetvalue(res, i, 4));
     PQclear(res);
     db_close(&db);
+    return 0;
+}
+
+/*
+ * Asks the operator to type the slug again.  Without a terminal nobody
+ * can answer, so a script must say --yes instead of piping a slug in.
+ */
+static bool
+confirm_delete(const char *slug)
+{
+    char line[SLUG_MAX + 3];
+
+    if (!isatty(STDIN_FILENO)) {
+        fprintf(stderr, "crewctl: not deleting tenant %s: standard input "
+            "is not a terminal; use --yes to delete without asking\n",
+            slug);
+        return false;
+    }
+
+    fprintf(stderr, "This deletes tenant %s with all its data, users and "
+        "logs, for good.\nType the slug again to confirm: ", slug);
+    fflush(stderr);
+    if (fgets(line, sizeof(line), stdin) == NULL)
+        line[0] = '\0';
+    line[strcspn(line, "\r\n")] = '\0';
+    if (strcmp(line, slug) != 0) {
+        fprintf(stderr, "crewctl: the slug does not match; nothing "
+            "deleted\n");
+        return false;
+    }
+    return true;
+}
+
+static int
+cmd_tenant_delete(int argc, char **argv)
+{
+    const char *slug = NULL;
+    bool yes = false;
+    struct crewd_error err, later;
+    struct tenant tenant;
+    struct arena *arena;
+    struct mongo *mongo;
+    struct db db;
+    long users = 0;
+    int rc;
+
+    /*
+     * By hand: getopt keeps main's stop-at-the-first-word ordering, and
+     * the slug may come before --yes.
+     */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--yes") == 0 && !yes)
+            yes = true;
+        else if (argv[i][0] != '-' && slug == NULL)
+            slug = argv[i];
+        else
+            return crewctl_usage_error();
+    }
+    if (slug == NULL)
+        return crewctl_usage_error();
+
+    if (!yes && !confirm_delete(slug))
+        return 1;
+
+    /* An invalid mongodb_uri stops us before anything is deleted. */
+    error_clear(&err);
+    mongo = mongo_connect(conf.mongodb_uri, &err);
+    if (mongo == NULL)
+        return fail(&err);
+    if (connect_db(&db, &err) < 0) {
+        mongo_close(mongo);
+        return fail(&err);
+    }
+
+    arena = arena_new(4096);
+    rc = tenant_delete(&db, arena, slug, &tenant, &users, &err);
+    db_close(&db);
+    arena_free(arena);
+    if (rc < 0) {
+        mongo_close(mongo);
+        return fail(&err);
+    }
+
+    printf("tenant deleted: %s\n", tenant.slug);
+    printf("id: %s\n", tenant.id);
+    printf("schema dropped: %s\n", tenant.schema);
+    printf("users deleted: %ld\n", users);
+
+    /* Committed: the collections are only leftovers from here on. */
+    error_clear(&later);
+    if (!mongo_configured(mongo)) {
+        printf("mongodb collections: none (MongoDB is not configured)\n");
+    } else if (mongo_drop_tenant(mongo, tenant.id, &later) == 0) {
+        printf("mongodb collections: dropped\n");
+    } else {
+        printf("mongodb collections: NOT dropped\n");
+        fprintf(stderr, "crewctl: warning: the tenant is deleted, but its "
+            "MongoDB collections were not dropped (%s).\n"
+            "crewctl: drop them when MongoDB answers with:\n"
+            "    crewctl -c %s mongo drop --tenant-id %s\n", later.detail,
+            conf_path, tenant.id);
+    }
+    mongo_close(mongo);
     return 0;
 }
 
@@ -805,9 +919,10 @@ failed:
 int
 main(int argc, char **argv)
 {
-    const char *conf_path = conf_default_path();
     struct crewd_error err;
     int opt;
+
+    conf_path = conf_default_path();
 
     /* Options of the subcommands are read later: stop at the first word. */
     static const struct option options[] = {
@@ -854,6 +969,8 @@ main(int argc, char **argv)
         return cmd_tenant_create(argc - 1, argv + 1);
     if (strcmp(argv[0], "tenant") == 0 && strcmp(argv[1], "list") == 0)
         return cmd_tenant_list();
+    if (strcmp(argv[0], "tenant") == 0 && strcmp(argv[1], "delete") == 0)
+        return cmd_tenant_delete(argc - 1, argv + 1);
     if (strcmp(argv[0], "execution") == 0 && strcmp(argv[1], "claim") == 0)
         return cmd_execution_claim(argc - 1, argv + 1);
     if (strcmp(argv[0], "keys") == 0 && strcmp(argv[1], "create") == 0)

@@ -10,6 +10,8 @@
  *                                 collections (options, indexes) as JSON
  *   mongo ttl --tenant SLUG [--execution-logs DAYS] [--chat-messages DAYS]
  *                                 change a tenant's TTLs and apply them
+ *   mongo drop --tenant-id UUID   drop the collections a deleted tenant
+ *                                 left behind (MongoDB was down then)
  */
 #include "config.h"
 
@@ -23,6 +25,7 @@
 #include "mongo.h"
 #include "provision.h"
 #include "tenant.h"
+#include "uuid.h"
 
 /* How many pending tenants one "mongo provision" takes at most. */
 #define PROVISION_ALL_MAX 100000
@@ -283,6 +286,57 @@ cmd_ttl(const struct crewd_conf *conf, int argc, char **argv)
     return session_close(&s, 0);
 }
 
+/*
+ * By id, since the slug is gone with the tenant.  A tenant that still
+ * exists keeps its collections: dropping them would lose its logs, and
+ * its next write would make a collection without validator or indexes.
+ */
+static int
+cmd_drop(const struct crewd_conf *conf, int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "tenant-id", required_argument, NULL, 'i' },
+        { NULL, 0, NULL, 0 },
+    };
+    char id[UUID_TEXT_LEN + 1];
+    const char *arg = NULL;
+    const char *params[1] = { id };
+    struct session s;
+    PGresult *res;
+    int opt;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (opt != 'i')
+            return crewctl_usage_error();
+        arg = optarg;
+    }
+    if (arg == NULL || optind != argc)
+        return crewctl_usage_error();
+    if (!uuid_parse(arg, strlen(arg), id)) {
+        fprintf(stderr, "crewctl: %s is not a tenant id (a UUID)\n", arg);
+        return 1;
+    }
+
+    if (session_open(&s, conf) < 0)
+        return session_close(&s, 1);
+    res = db_exec(&s.db, s.arena, &s.err, "SELECT slug FROM public.tenants"
+        " WHERE id = $1", 1, params);
+    if (res == NULL)
+        return session_close(&s, 1);
+    if (PQntuples(res) > 0) {
+        error_set(&s.err, 409, "tenant %s still exists (slug %s); "
+            "crewctl tenant delete drops its collections", id,
+            PQgetvalue(res, 0, 0));
+        return session_close(&s, 1);
+    }
+
+    if (mongo_drop_tenant(s.mongo, id, &s.err) < 0)
+        return session_close(&s, 1);
+    printf("%s: collections dropped\n", id);
+    return session_close(&s, 0);
+}
+
 int
 crewctl_mongo(const struct crewd_conf *conf, int argc, char **argv)
 {
@@ -294,5 +348,7 @@ crewctl_mongo(const struct crewd_conf *conf, int argc, char **argv)
         return cmd_inspect(conf, argc, argv);
     if (argc >= 1 && strcmp(argv[0], "ttl") == 0)
         return cmd_ttl(conf, argc, argv);
+    if (argc >= 1 && strcmp(argv[0], "drop") == 0)
+        return cmd_drop(conf, argc, argv);
     return crewctl_usage_error();
 }

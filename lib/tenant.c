@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -208,6 +209,75 @@ tenant_create(struct db *db, struct mongo *mongo, struct arena *a,
                 "they are made when MongoDB answers", out->slug,
                 later.detail);
     }
+    return 0;
+
+fail:
+    PQfreemem(quoted);
+    db_rollback(db);
+    return -1;
+}
+
+int
+tenant_delete(struct db *db, struct arena *a, const char *slug,
+    struct tenant *out, long *users, struct crewd_error *err)
+{
+    const char *params[1];
+    char *quoted = NULL;
+    PGresult *res;
+
+    if (db_begin(db, err) < 0)
+        return -1;
+
+    /*
+     * The lock makes a concurrent sign-in, user creation or second
+     * delete wait for this one; they then find no tenant.
+     */
+    params[0] = slug;
+    res = db_exec(db, a, err,
+        "SELECT id, slug, db_schema, is_active, audit_reads"
+        " FROM public.tenants WHERE slug = $1 FOR UPDATE", 1, params);
+    if (res == NULL)
+        goto fail;
+    if (PQntuples(res) == 0) {
+        error_set(err, 404, "no such tenant: %s", slug);
+        goto fail;
+    }
+    fill_tenant(out, res, 0);
+
+    /* The name goes into SQL text: it must be one of ours. */
+    if (!tenant_schema_name_valid(out->schema)) {
+        log_error("tenant %s has an invalid schema name", out->id);
+        error_set(err, 500, "tenant %s has an invalid schema name", slug);
+        goto fail;
+    }
+
+    params[0] = out->id;
+    res = db_exec(db, a, err, "SELECT count(*) FROM public.users"
+        " WHERE tenant_id = $1", 1, params);
+    if (res == NULL)
+        goto fail;
+    *users = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+
+    quoted = PQescapeIdentifier(db->conn, out->schema, strlen(out->schema));
+    if (quoted == NULL) {
+        error_set(err, 500, "internal error");
+        goto fail;
+    }
+    if (db_run(db, err, arena_printf(a, "DROP SCHEMA %s CASCADE", quoted),
+            0, NULL) < 0)
+        goto fail;
+
+    /* public.users rows go with it (ON DELETE CASCADE). */
+    if (db_run(db, err, "DELETE FROM public.tenants WHERE id = $1", 1,
+            params) < 0)
+        goto fail;
+
+    if (db_notify_tenants(db, err) < 0 || db_commit(db, err) < 0)
+        goto fail;
+
+    PQfreemem(quoted);
+    log_info("tenant %s (%s) deleted with schema %s", out->slug, out->id,
+        out->schema);
     return 0;
 
 fail:

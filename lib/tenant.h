@@ -1,5 +1,5 @@
 /*
- * Tenants: the slug grammar, lookup, creation and listing.
+ * Tenants: the slug grammar, lookup, creation, listing and deletion.
  *
  * A tenant is a row in public.tenants and a schema named tenant_ plus 16
  * random hex digits (never derived from the slug), built from the tenant
@@ -70,6 +70,19 @@ struct tenant_signup {
 int tenant_create(struct db *db, struct mongo *mongo, struct arena *a,
     const struct tenant_signup *in, struct tenant *out,
     char admin_user_id[UUID_TEXT_LEN + 1], struct crewd_error *err);
+
+/*
+ * Deletes the tenant with this slug in one transaction of its own (the
+ * connection must be idle): locks its row, drops its schema with
+ * everything in it, deletes the row (its users go with it) and tells
+ * running crewd processes to forget it.  No such slug is a 404.  Fills
+ * out with what the tenant was and users with how many users it had.
+ *
+ * MongoDB is not touched: the caller drops the collections after the
+ * commit (mongo_drop_tenant), so an outage never keeps a tenant alive.
+ */
+int tenant_delete(struct db *db, struct arena *a, const char *slug,
+    struct tenant *out, long *users, struct crewd_error *err);
 
 /*
  * Normalises an e-mail address in place (trims nothing, lower-cases

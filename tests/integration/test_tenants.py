@@ -4,8 +4,10 @@ tenant gets, and crewctl's tenant commands."""
 import os
 
 import crewtest
+import mongowire
 from crewtest import SCHEMA_RE, StackTestCase, UUID_RE
 
+MONGO_KINDS = ('execution_logs', 'chat_messages', 'audit_logs')
 SEVEN_TABLES = {'agents', 'crew_agents', 'crews', 'executions', 'flows',
                 'llm_providers', 'tools'}
 
@@ -321,6 +323,122 @@ class CrewctlTest(TenantTestCase):
                                           'x@bad.test', check=False)
                 self.assertNotEqual(proc.returncode, 0)
         self.assertEqual(self.counts(), before)
+
+
+class TenantDeleteTestCase(TenantTestCase):
+
+    def collections_of(self, tenant_id):
+        """The names of tenant_id's collections that MongoDB holds."""
+        names = {'%s_%s' % (kind, tenant_id) for kind in MONGO_KINDS}
+        with mongowire.Client('127.0.0.1', self.stack.mongo_port) as client:
+            return {c['name'] for c in client.list_collections('crewd')
+                    if c['name'] in names}
+
+    def tenant_with_data(self, prefix):
+        """A tenant with an agent and a chat message; its agent's id."""
+        t = self.stack.new_tenant(prefix)
+        agent = self.assertJson(self.stack.request(
+            'POST', '/api/v1/agents', host=t.slug, token=t.token,
+            json={'name': 'researcher', 'role': 'Senior researcher',
+                  'goal': 'Find the facts'}), 201)
+        self.assertJson(self.stack.request(
+            'POST', '/api/v1/conversations/%s/messages'
+            % crewtest.random_uuid(), host=t.slug, token=t.token,
+            json={'role': 'user', 'content': 'hello'}), 201)
+        return t, agent['id']
+
+    def assertGone(self, t, schema):
+        self.assertEqual(self.stack.psql_value(
+            "SELECT count(*) FROM public.tenants WHERE id = :'id'",
+            id=t.id), '0')
+        self.assertEqual(self.stack.psql_value(
+            "SELECT count(*) FROM public.users WHERE tenant_id = :'id'",
+            id=t.id), '0')
+        self.assertEqual(self.stack.psql_value(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = :'schema'",
+            schema=schema), '0')
+
+
+class TenantDeleteTest(TenantDeleteTestCase):
+
+    def test_delete_removes_everything_of_the_tenant_and_nothing_else(self):
+        t, _ = self.tenant_with_data('gone')
+        other, other_agent = self.tenant_with_data('stays')
+        schema = self.stack.tenant_schema(t.id)
+        self.assertEqual(len(self.collections_of(t.id)), 3)
+
+        proc = self.stack.crewctl('tenant', 'delete', t.slug, '--yes')
+        self.assertIn('tenant deleted: %s' % t.slug, proc.stdout)
+        self.assertIn(t.id, proc.stdout)
+        self.assertIn(schema, proc.stdout)
+        self.assertIn('users deleted: 1', proc.stdout)
+        self.assertIn('mongodb collections: dropped', proc.stdout)
+
+        resp = self.stack.request('GET', '/api/v1/agents', host=t.slug,
+                                  token=t.token)
+        self.assertProblem(resp, 404)
+        self.assertGone(t, schema)
+        self.assertEqual(self.collections_of(t.id), set())
+
+        resp = self.stack.request('GET', '/api/v1/agents', host=other.slug,
+                                  token=other.token)
+        items = self.assertJson(resp, 200)['items']
+        self.assertEqual([a['id'] for a in items], [other_agent])
+        self.assertEqual(len(self.collections_of(other.id)), 3)
+
+    def test_an_unknown_slug_exits_1_saying_so(self):
+        before = self.counts()
+        proc = self.stack.crewctl('tenant', 'delete', 'no-such-tenant',
+                                  '--yes', check=False)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn('no such tenant: no-such-tenant', proc.stderr)
+        self.assertEqual(self.counts(), before)
+
+    def test_without_yes_and_without_a_terminal_nothing_is_deleted(self):
+        t = self.stack.new_tenant('kept')
+        before = self.counts()
+
+        proc = self.stack.crewctl('tenant', 'delete', t.slug, check=False,
+                                  input=t.slug + '\n')
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn('--yes', proc.stderr)
+        self.assertEqual(self.counts(), before)
+        self.assertEqual(len(self.collections_of(t.id)), 3)
+        resp = self.stack.request('GET', '/api/v1/agents', host=t.slug,
+                                  token=t.token)
+        self.assertJson(resp, 200)
+
+    def test_mongo_drop_refuses_a_tenant_that_exists(self):
+        t = self.stack.new_tenant('alive')
+        proc = self.stack.crewctl('mongo', 'drop', '--tenant-id', t.id,
+                                  check=False)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn('still exists', proc.stderr)
+        self.assertEqual(len(self.collections_of(t.id)), 3)
+
+
+class TenantDeleteOutageTest(TenantDeleteTestCase):
+    # A stack of its own: MongoDB loses its data when it is stopped.
+    stack_options = {'workers': 1}
+
+    def test_delete_while_mongodb_is_down_says_what_to_run_later(self):
+        t = self.stack.new_tenant('outage')
+        schema = self.stack.tenant_schema(t.id)
+        self.stack.stop_mongo()
+        try:
+            proc = self.stack.crewctl('tenant', 'delete', t.slug, '--yes')
+        finally:
+            self.stack.start_mongo()
+
+        self.assertIn('mongodb collections: NOT dropped', proc.stdout)
+        self.assertIn('mongo drop --tenant-id %s' % t.id, proc.stderr)
+        self.assertGone(t, schema)
+        resp = self.stack.request('GET', '/api/v1/agents', host=t.slug,
+                                  token=t.token)
+        self.assertProblem(resp, 404)
+
+        proc = self.stack.crewctl('mongo', 'drop', '--tenant-id', t.id)
+        self.assertIn('collections dropped', proc.stdout)
 
 
 class SignUpDisabledTest(TenantTestCase):
