@@ -150,11 +150,13 @@ chat_messages_create(struct request *req)
     BSON_APPEND_UTF8(doc, "conversation_id", conversation_id);
     BSON_APPEND_UTF8(doc, "role", v[MESSAGE_ROLE].text);
     BSON_APPEND_UTF8(doc, "content", v[MESSAGE_CONTENT].text);
-    if ((tool_calls != NULL &&
-         documents_append_json(req, doc, "tool_calls", tool_calls, "") < 0)
-        || (v[MESSAGE_METADATA].json != NULL &&
-            documents_append_json(req, doc, "metadata",
-                v[MESSAGE_METADATA].json, "") < 0))
+    /* Both are appended, so a bad name in each is reported. */
+    if (tool_calls != NULL)
+        documents_append_json(req, doc, "tool_calls", tool_calls, "");
+    if (v[MESSAGE_METADATA].json != NULL)
+        documents_append_json(req, doc, "metadata",
+            v[MESSAGE_METADATA].json, "");
+    if (req->err.status != 0)
         return -1;
     BSON_APPEND_DATE_TIME(doc, "timestamp", mongo_now_ms());
 

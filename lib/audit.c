@@ -357,9 +357,17 @@ static const struct {
 
 #define NESCAPES (sizeof(key_escapes) / sizeof(key_escapes[0]))
 
+/*
+ * MongoDB refuses an empty member name too; "%00" cannot come from a real
+ * name (its '%' would travel as "%25"), so it stands for "".
+ */
+#define EMPTY_KEY "%00"
+
 static const char *
 key_encode(struct buf *out, const char *key)
 {
+    if (key[0] == '\0')
+        return EMPTY_KEY;
     if (strpbrk(key, "$.%") == NULL)
         return key;
     buf_reset(out);
@@ -379,6 +387,8 @@ key_encode(struct buf *out, const char *key)
 static const char *
 key_decode(struct buf *out, const char *key)
 {
+    if (strcmp(key, EMPTY_KEY) == 0)
+        return "";
     if (strchr(key, '%') == NULL)
         return key;
     buf_reset(out);

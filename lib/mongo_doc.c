@@ -210,7 +210,7 @@ pointer_append(char *out, size_t size, const char *key)
 bool
 mongo_field_name_allowed(const char *key)
 {
-    return key[0] != '$' && strchr(key, '.') == NULL;
+    return key[0] != '\0' && key[0] != '$' && strchr(key, '.') == NULL;
 }
 
 /*
@@ -222,7 +222,9 @@ check_names(bson_iter_t *iter, char *pointer, size_t size, bool in_array,
     struct crewd_error *err)
 {
     size_t mark = strlen(pointer);
+    int rc = 0;
 
+    /* Every bad name is reported, not just the first. */
     while (bson_iter_next(iter)) {
         const char *key = bson_iter_key(iter);
         bson_iter_t child;
@@ -230,18 +232,19 @@ check_names(bson_iter_t *iter, char *pointer, size_t size, bool in_array,
         pointer[mark] = '\0';
         pointer_append(pointer, size, key);
         if (!in_array && !mongo_field_name_allowed(key)) {
-            error_field(err, pointer, "a field name must not start with "
-                "'$' or contain '.'");
-            return -1;
+            error_field(err, pointer, "a field name must not be empty, "
+                "start with '$' or contain '.'");
+            rc = -1;
+            continue;
         }
         if ((BSON_ITER_HOLDS_DOCUMENT(iter) || BSON_ITER_HOLDS_ARRAY(iter))
             && bson_iter_recurse(iter, &child) &&
             check_names(&child, pointer, size, BSON_ITER_HOLDS_ARRAY(iter),
                 err) < 0)
-            return -1;
+            rc = -1;
     }
     pointer[mark] = '\0';
-    return 0;
+    return rc;
 }
 
 static bool
@@ -325,20 +328,23 @@ append_members(bson_t *doc, struct json_object *object, char *pointer,
     size_t size, struct crewd_error *err)
 {
     size_t mark = strlen(pointer);
+    int rc = 0;
 
+    /* Every bad name is reported; the document is useless after one. */
     json_object_object_foreach(object, key, member) {
         pointer[mark] = '\0';
         pointer_append(pointer, size, key);
         if (!mongo_field_name_allowed(key)) {
-            error_field(err, pointer, "a field name must not start with "
-                "'$' or contain '.'");
-            return -1;
+            error_field(err, pointer, "a field name must not be empty, "
+                "start with '$' or contain '.'");
+            rc = -1;
+            continue;
         }
         if (append_value(doc, key, member, pointer, size, err) < 0)
-            return -1;
+            rc = -1;
     }
     pointer[mark] = '\0';
-    return 0;
+    return rc;
 }
 
 static int

@@ -157,6 +157,15 @@ class ShippingTest(AuditLogsTestCase):
             'a%2Eb': 1, '%24where': {'x%2Ey': [{'%252E': True}]},
             '50%25': None})
 
+    def test_an_empty_member_name_does_not_stop_the_trail(self):
+        # A member may store {"": ...} in a config; the trail must carry
+        # it and everything after it.
+        first = self.create_agent(config={'': {'x': 1}})
+        second = self.create_agent(config={'k': 'v'})
+        entry = self.shipped(1, '?resource_id=' + first['id'])[0]
+        self.assertEqual(entry['changes']['after']['config'], {'': {'x': 1}})
+        self.shipped(1, '?resource_id=' + second['id'])
+
     def test_a_users_password_never_reaches_mongodb(self):
         password = 'the password of a shipped user'
         user = self.assertJson(self.call('POST', '/api/v1/users', json={

@@ -440,6 +440,14 @@ class ExecutionLogTest(MongoTestCase):
         self.assertEqual(self.stored('execution_logs',
                                      {'execution_id': execution_id}), [])
 
+    def test_empty_member_names_are_refused_not_a_500(self):
+        execution_id = self.new_execution()
+        resp = self.post_logs(execution_id, {
+            'level': 'info', 'message': 'm', 'metadata': {'': 1}})
+        self.assertProblem(resp, 422, fields=['/metadata/'])
+        self.assertEqual(self.stored('execution_logs',
+                                     {'execution_id': execution_id}), [])
+
     def test_dotted_keys_are_refused(self):
         execution_id = self.new_execution()
         resp = self.post_logs(execution_id, {
@@ -705,6 +713,20 @@ class ChatMessageTest(MongoTestCase):
         self.assertProblem(self.post_message(cid, [good]), 422, fields=[''])
         self.assertEqual(self.stored('chat_messages',
                                      {'conversation_id': cid}), [])
+
+    def test_empty_member_names_in_a_message_are_refused(self):
+        cid = random_uuid()
+        resp = self.post_message(cid, {'role': 'user', 'content': 'x',
+                                        'tool_calls': [{'': 1}]})
+        self.assertProblem(resp, 422, fields=['/tool_calls/0/'])
+
+    def test_every_bad_member_name_is_reported(self):
+        cid = random_uuid()
+        resp = self.post_message(cid, {
+            'role': 'user', 'content': 'x',
+            'tool_calls': [{'$set': 1}], 'metadata': {'a': {'b.c': 1}}})
+        self.assertProblem(resp, 422, fields=['/tool_calls/0/$set',
+                                              '/metadata/a/b.c'])
 
     def test_dollar_keys_in_tool_calls_and_metadata_are_refused(self):
         cid = random_uuid()
