@@ -23,6 +23,15 @@
 int master_listen(const struct crewd_conf *conf, bool *owned,
     struct crewd_error *err);
 
+/*
+ * In a child of the master (a worker, the shipper): on_stop handles
+ * SIGTERM and SIGINT without SA_RESTART, so a blocked accept() or poll()
+ * returns; SIGPIPE and SIGHUP are ignored (a client gone mid-response
+ * costs its request only; reloads are the master's); every signal is
+ * unblocked; and the child follows the master if the master dies.
+ */
+void master_child_signals(void (*on_stop)(int));
+
 /* Runs until stopped; returns the process exit status. */
 int master_run(const char *conf_path, struct crewd_conf *conf,
     int listen_fd, bool socket_owned);

@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "db.h"
 #include "log.h"
+#include "master.h"
 #include "mongo.h"
 #include "provision.h"
 #include "shipper.h"
@@ -115,37 +116,6 @@ static void
 on_stop_signal(int sig)
 {
     stop_requested = 1;
-}
-
-static void
-install_signals(void)
-{
-    struct sigaction sa;
-    sigset_t all;
-
-    memset(&sa, 0, sizeof(sa));
-    sigemptyset(&sa.sa_mask);
-
-    /* No SA_RESTART: SIGTERM must interrupt a poll(). */
-    sa.sa_handler = on_stop_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGCHLD, &sa, NULL);
-
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-
-    /* If the master dies, the shipper follows instead of lingering. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-
-    /* ps and the tests tell it from the workers by this name. */
-    prctl(PR_SET_NAME, "crewd-shipper");
 }
 
 static struct timespec
@@ -639,7 +609,10 @@ shipper_run(const struct crewd_conf *conf)
     struct shipper s;
     struct crewd_error err;
 
-    install_signals();
+    master_child_signals(on_stop_signal);
+
+    /* ps and the tests tell it from the workers by this name. */
+    prctl(PR_SET_NAME, "crewd-shipper");
     log_set_context(NULL, NULL);
 
     memset(&s, 0, sizeof(s));

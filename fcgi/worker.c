@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 
 #include "handlers.h"
 #include "log.h"
+#include "master.h"
 #include "mongo.h"
 #include "password.h"
 #include "provision.h"
@@ -51,35 +51,6 @@ on_stop_signal(int sig)
     if (listen_socket >= 0 && null_fd >= 0)
         dup2(null_fd, listen_socket);
     errno = saved_errno;
-}
-
-static void
-install_signals(void)
-{
-    struct sigaction sa;
-    sigset_t all;
-
-    memset(&sa, 0, sizeof(sa));
-    sigemptyset(&sa.sa_mask);
-
-    /* No SA_RESTART: SIGTERM must interrupt a blocked accept(). */
-    sa.sa_handler = on_stop_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-
-    /* A client gone mid-response costs its request, not the worker. */
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGCHLD, &sa, NULL);
-
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-
-    /* If the master dies, its workers follow instead of lingering. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
 
 static const char *
@@ -436,7 +407,7 @@ worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
 
     listen_socket = listen_fd;
     null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    install_signals();
+    master_child_signals(on_stop_signal);
     log_set_context(NULL, NULL);
 
     memset(&w, 0, sizeof(w));
