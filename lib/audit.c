@@ -418,22 +418,6 @@ append_value(bson_t *doc, const char *key, struct json_object *value)
     size_t n;
 
     switch (json_object_get_type(value)) {
-    case json_type_null:
-        BSON_APPEND_NULL(doc, key);
-        break;
-    case json_type_boolean:
-        BSON_APPEND_BOOL(doc, key, json_object_get_boolean(value));
-        break;
-    case json_type_int:
-        BSON_APPEND_INT64(doc, key, json_object_get_int64(value));
-        break;
-    case json_type_double:
-        BSON_APPEND_DOUBLE(doc, key, json_object_get_double(value));
-        break;
-    case json_type_string:
-        bson_append_utf8(doc, key, -1, json_object_get_string(value),
-            json_object_get_string_len(value));
-        break;
     case json_type_object:
         BSON_APPEND_DOCUMENT_BEGIN(doc, key, &child);
         json_object_object_foreach(value, member, v)
@@ -453,6 +437,9 @@ append_value(bson_t *doc, const char *key, struct json_object *value)
                 json_object_array_get_idx(value, i));
         }
         bson_append_array_end(doc, &child);
+        break;
+    default:
+        mongo_append_scalar(doc, key, value);
         break;
     }
     buf_free(&name);

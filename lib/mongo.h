@@ -208,6 +208,13 @@ int mongo_doc_check(enum mongo_kind kind, const bson_t *doc,
     const char *prefix, struct crewd_error *err);
 
 /*
+ * Appends a JSON scalar (null, boolean, number, string) under key; false,
+ * and nothing appended, for an object or an array.
+ */
+bool mongo_append_scalar(bson_t *doc, const char *key,
+    struct json_object *value);
+
+/*
  * Appends a JSON value to doc under key, as BSON: objects, arrays,
  * strings, booleans, null, int64 and doubles (a number json.c kept as
  * text is converted by strtod).  A member name that starts with '$' or

@@ -319,6 +319,32 @@ mongo_doc_check(enum mongo_kind kind, const bson_t *doc, const char *prefix,
  * JSON to BSON.
  * -------------------------------------------------------------------- */
 
+bool
+mongo_append_scalar(bson_t *doc, const char *key, struct json_object *value)
+{
+    switch (json_object_get_type(value)) {
+    case json_type_null:
+        BSON_APPEND_NULL(doc, key);
+        break;
+    case json_type_boolean:
+        BSON_APPEND_BOOL(doc, key, json_object_get_boolean(value));
+        break;
+    case json_type_int:
+        BSON_APPEND_INT64(doc, key, json_object_get_int64(value));
+        break;
+    case json_type_double:
+        BSON_APPEND_DOUBLE(doc, key, json_object_get_double(value));
+        break;
+    case json_type_string:
+        bson_append_utf8(doc, key, -1, json_object_get_string(value),
+            json_object_get_string_len(value));
+        break;
+    default:
+        return false;
+    }
+    return true;
+}
+
 static int
 append_value(bson_t *doc, const char *key, struct json_object *value,
     char *pointer, size_t size, struct crewd_error *err);
@@ -377,22 +403,6 @@ append_value(bson_t *doc, const char *key, struct json_object *value,
     int rc = 0;
 
     switch (json_object_get_type(value)) {
-    case json_type_null:
-        BSON_APPEND_NULL(doc, key);
-        break;
-    case json_type_boolean:
-        BSON_APPEND_BOOL(doc, key, json_object_get_boolean(value));
-        break;
-    case json_type_int:
-        BSON_APPEND_INT64(doc, key, json_object_get_int64(value));
-        break;
-    case json_type_double:
-        BSON_APPEND_DOUBLE(doc, key, json_object_get_double(value));
-        break;
-    case json_type_string:
-        bson_append_utf8(doc, key, -1, json_object_get_string(value),
-            json_object_get_string_len(value));
-        break;
     case json_type_object:
         BSON_APPEND_DOCUMENT_BEGIN(doc, key, &child);
         rc = append_members(&child, value, pointer, size, err);
@@ -402,6 +412,9 @@ append_value(bson_t *doc, const char *key, struct json_object *value,
         BSON_APPEND_ARRAY_BEGIN(doc, key, &child);
         rc = append_elements(&child, value, pointer, size, err);
         bson_append_array_end(doc, &child);
+        break;
+    default:
+        mongo_append_scalar(doc, key, value);
         break;
     }
     return rc;
