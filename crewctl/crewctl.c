@@ -124,11 +124,13 @@ fail(const struct crewd_error *err)
 static int
 connect_db(struct db *db, struct crewd_error *err)
 {
+    /* crewctl is the operator: it works as the owner role. */
     memset(db, 0, sizeof(*db));
-    if (db_open(db, conf.database_url, false, err) < 0) {
+    db->owner = true;
+    if (db_open(db, conf.owner_database_url, false, err) < 0) {
         snprintf(err->detail, sizeof(err->detail),
-            "could not connect to the database (database_url in the "
-            "configuration)");
+            "could not connect to the database as its owner "
+            "(owner_database_url in the configuration)");
         return -1;
     }
     return 0;
@@ -168,6 +170,7 @@ cmd_db_migrate(void)
 {
     struct crewd_error err;
     struct db db;
+    char app_role[128];
     int applied, failures;
 
     error_clear(&err);
@@ -180,6 +183,19 @@ cmd_db_migrate(void)
         return fail(&err);
     }
     printf("public schema: %d migration(s) applied\n", applied);
+
+    /* The role crewd's workers log in as gets the application's rights. */
+    if (!db_conninfo_user(conf.database_url, app_role, sizeof(app_role))) {
+        db_close(&db);
+        error_set(&err, 0, "database_url must name its role (user=...)");
+        return fail(&err);
+    }
+    if (migrate_platform(&db, conf.isolation, app_role, &err) < 0) {
+        db_close(&db);
+        return fail(&err);
+    }
+    printf("isolation: %s, application role %s\n",
+        isolation_mode_name(conf.isolation), app_role);
 
     failures = migrate_all(&db, report_migration, &err);
     db_close(&db);

@@ -23,6 +23,7 @@
 #include "conf.h"
 #include "log.h"
 #include "master.h"
+#include "migrate.h"
 #include "seal.h"
 #include "token.h"
 
@@ -40,6 +41,20 @@ usage(FILE *out)
         "  -c FILE  configuration file (default %s)\n"
         "  -t       check the configuration and the keys, and exit\n"
         "  -V       print the version\n", conf_default_path());
+}
+
+static int
+platform_check(const struct crewd_conf *conf, struct crewd_error *err)
+{
+    struct db db;
+    int rc;
+
+    memset(&db, 0, sizeof(db));
+    rc = db_open(&db, conf->database_url, false, err);
+    if (rc == 0)
+        rc = migrate_check_platform(&db, conf->isolation, err);
+    db_close(&db);
+    return rc;
 }
 
 int
@@ -116,6 +131,12 @@ main(int argc, char **argv)
             keyring.count);
     seal_process_install(&keyring);
     seal_keyring_wipe(&keyring);
+
+    /* The database must be set up for the isolation we are told to use. */
+    if (platform_check(&conf, &err) < 0) {
+        log_error("%s", err.detail);
+        return 1;
+    }
 
     if (check_only) {
         printf("crewd: configuration %s is valid\n", conf_path);

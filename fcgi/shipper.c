@@ -410,9 +410,25 @@ batch_size(const PGresult *claimed)
     return n;
 }
 
-/* One batch of one tenant, in its own transaction. */
+static int
+shipper_enter_tenant(struct shipper *s, const char *tenant_id,
+    const char *schema, struct crewd_error *err)
+{
+    struct tenant tenant;
+
+    memset(&tenant, 0, sizeof(tenant));
+    snprintf(tenant.id, sizeof(tenant.id), "%s", tenant_id);
+    snprintf(tenant.schema, sizeof(tenant.schema), "%s", schema);
+    return tenant_context_enter(&s->db, &tenant, err);
+}
+
+/*
+ * One batch of one tenant, in its own transaction.  schema is the name
+ * quoted for the SQL text, raw_schema the name itself.
+ */
 static enum ship_result
-ship_batch(struct shipper *s, const char *tenant_id, const char *schema)
+ship_batch(struct shipper *s, const char *tenant_id, const char *schema,
+    const char *raw_schema)
 {
     const char *params[1] = { tenant_id };
     enum ship_result result;
@@ -431,6 +447,10 @@ ship_batch(struct shipper *s, const char *tenant_id, const char *schema)
         db_rollback(&s->db);
         return SHIP_BUSY;
     }
+
+    /* The outbox is the tenant's: read and emptied as the tenant. */
+    if (shipper_enter_tenant(s, tenant_id, raw_schema, &err) < 0)
+        goto db_down;
 
     claimed = db_exec(&s->db, s->arena, &err,
         arena_printf(s->arena, SQL_CLAIM, schema), 0, NULL);
@@ -475,7 +495,7 @@ ship_tenant(struct shipper *s, const char *tenant_id)
     const char *params[1] = { tenant_id };
     struct crewd_error err;
     enum ship_result result = SHIP_DRAINED;
-    const char *schema;
+    const char *schema, *raw_schema;
     PGresult *res;
 
     error_clear(&err);
@@ -484,7 +504,8 @@ ship_tenant(struct shipper *s, const char *tenant_id)
         return SHIP_DB_DOWN;
     if (PQntuples(res) == 0)
         return SHIP_DRAINED;    /* deleted, or not migrated yet */
-    schema = quoted_schema(s, db_value(res, 0, 0));
+    raw_schema = arena_strdup(s->arena, db_value(res, 0, 0));
+    schema = quoted_schema(s, raw_schema);
     if (schema == NULL) {
         log_error("tenant %s has an invalid schema name", tenant_id);
         return SHIP_DRAINED;
@@ -508,7 +529,7 @@ ship_tenant(struct shipper *s, const char *tenant_id)
     }
 
     for (int turn = 0; turn < BATCHES_PER_TURN; turn++) {
-        result = ship_batch(s, tenant_id, schema);
+        result = ship_batch(s, tenant_id, schema, raw_schema);
         if (result != SHIP_MORE)
             break;
     }
@@ -623,6 +644,7 @@ shipper_run(const struct crewd_conf *conf)
 
     /* A database that is down now is retried below. */
     error_clear(&err);
+    s.db.isolation = conf->isolation;
     db_open(&s.db, conf->database_url, false, &err);
 
     /* No I/O yet: MongoDB is reached at the first batch. */

@@ -120,18 +120,16 @@ int
 tenant_reset_begin(struct db *db, const struct tenant *tenant,
     struct crewd_error *err)
 {
-    const char *params[1] = { tenant->schema };
-
     if (db_begin(db, err) < 0)
         return -1;
 
     /*
-     * The tenant's schema alone: no public, so an unqualified name can
-     * only mean a tenant table.  Shared tables are always written with
-     * their schema (public.users).
+     * The tenant's schema alone on the search path (no public, so an
+     * unqualified name can only mean a tenant table; shared tables are
+     * always written with their schema), its id for row-level security,
+     * and its role: all transaction-local.
      */
-    if (db_run(db, err, "SELECT set_config('search_path', $1, true)", 1,
-            params) < 0) {
+    if (tenant_context_enter(db, tenant, err) < 0) {
         db_rollback(db);
         return -1;
     }
@@ -141,12 +139,24 @@ tenant_reset_begin(struct db *db, const struct tenant *tenant,
 int
 tenant_reset_end(struct db *db, bool commit, struct crewd_error *err)
 {
-    int rc = 0;
+    bool clean;
+    int rc;
 
-    if (commit)
-        rc = db_commit(db, err);
-    else
-        db_rollback(db);
+    /*
+     * Ending the transaction undoes everything set with is_local.  What
+     * a request could leave beyond it (a role or setting of the session,
+     * a prepared statement, a cursor WITH HOLD, a temporary table, a
+     * session-level advisory lock) is checked in the same round trip
+     * after a commit, and thrown away after a rollback, when something
+     * went wrong and the check would cost as much as the cure.
+     */
+    rc = db_end_checked(db, commit, &clean, err);
+    if (db_idle(db) && (!commit || !clean || rc < 0)) {
+        if (commit && rc == 0)
+            log_warn("a request left state on the connection; "
+                "discarding the session");
+        db_discard_session(db);
+    }
 
     /* Whatever happened, the next request must find an idle connection. */
     if (!db_idle(db)) {

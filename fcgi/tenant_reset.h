@@ -4,16 +4,20 @@
  *
  *   tenant_resolve()      slug -> tenant (id, schema), from a per-worker
  *                         cache that a NOTIFY on crewd_tenants empties
- *   tenant_reset_begin()  BEGIN, then the search path set transaction-
- *                         locally to the tenant's schema alone, the
- *                         schema passed as a bound parameter
+ *   tenant_reset_begin()  BEGIN, then tenant_context_enter() (lib/tenant.c):
+ *                         transaction-locally, the tenant's own role,
+ *                         its schema alone on the search path and its id
+ *                         for row-level security, as bound parameters
  *   ... the handler runs ...
- *   tenant_reset_end()    COMMIT, or ROLLBACK on any error; afterwards
- *                         the connection must be idle, otherwise it is
- *                         rolled back again or re-opened
+ *   tenant_reset_end()    COMMIT, or ROLLBACK on any error, and in the
+ *                         same round trip a check that the session holds
+ *                         nothing of the request; if it does, or after a
+ *                         rollback, DISCARD ALL; the connection must then
+ *                         be idle, otherwise it is re-opened
  *
- * Nothing of one tenant outlives its transaction on the connection: the
- * search path is set with is_local, so COMMIT and ROLLBACK both undo it.
+ * Nothing of one tenant outlives its transaction on the connection
+ * (docs/isolation.md; tests/integration/test_isolation.py plants every
+ * kind of leftover and looks for it from the next tenant's request).
  */
 #ifndef CREWD_TENANT_RESET_H
 #define CREWD_TENANT_RESET_H

@@ -24,7 +24,8 @@ enum conf_type {
     CONF_MODE,
     CONF_HOSTS,
     CONF_LOG_LEVEL,
-    CONF_MONGODB_URI
+    CONF_MONGODB_URI,
+    CONF_ISOLATION
 };
 
 struct conf_key {
@@ -46,6 +47,8 @@ static const struct conf_key conf_keys[] = {
     KEY(workers, CONF_INT, 1, 256),
     KEY(shutdown_timeout, CONF_INT, 1, 3600),
     KEY(database_url, CONF_STRING, 0, 0),
+    KEY(owner_database_url, CONF_STRING, 0, 0),
+    KEY(isolation, CONF_ISOLATION, 0, 0),
     KEY(mongodb_uri, CONF_MONGODB_URI, 0, 0),
     KEY(mongodb_provision_interval, CONF_INT, 1, 3600),
     KEY(base_domain, CONF_STRING, 0, 0),
@@ -73,6 +76,12 @@ conf_default_path(void)
     return SYSCONFDIR "/crewd/crewd.conf";
 }
 
+const char *
+isolation_mode_name(int mode)
+{
+    return mode == ISOLATION_SCHEMA ? "schema" : "roles";
+}
+
 void
 conf_defaults(struct crewd_conf *conf)
 {
@@ -83,6 +92,9 @@ conf_defaults(struct crewd_conf *conf)
     conf->shutdown_timeout = 30;
     snprintf(conf->database_url, sizeof(conf->database_url),
         "dbname=crewd user=crewd");
+    snprintf(conf->owner_database_url, sizeof(conf->owner_database_url),
+        "dbname=crewd user=crewd_owner");
+    conf->isolation = ISOLATION_ROLES;
     snprintf(conf->mongodb_uri, sizeof(conf->mongodb_uri),
         "mongodb://127.0.0.1:27017/crewd");
     conf->mongodb_provision_interval = 30;
@@ -246,6 +258,15 @@ conf_set(struct crewd_conf *conf, const char *key, const char *value,
         *(int *)field = level;
         return 0;
     }
+
+    case CONF_ISOLATION:
+        if (strcmp(value, "roles") == 0)
+            *(int *)field = ISOLATION_ROLES;
+        else if (strcmp(value, "schema") == 0)
+            *(int *)field = ISOLATION_SCHEMA;
+        else
+            return error_set(err, 0, "%s must be roles or schema", key);
+        return 0;
     }
     return error_set(err, 0, "unhandled key type for %s", key);
 }

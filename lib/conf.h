@@ -16,12 +16,27 @@
 #define CONF_PATH_MAX 512
 #define CONF_VALUE_MAX 1024
 
+/*
+ * How the database keeps tenants apart (docs/isolation.md): a role per
+ * tenant, or one application role and the schema alone (for distributed
+ * engines, which cannot use NOLOGIN roles).
+ */
+enum isolation_mode {
+    ISOLATION_ROLES,
+    ISOLATION_SCHEMA
+};
+
+const char *isolation_mode_name(int mode);
+
 struct crewd_conf {
     char listen[CONF_PATH_MAX];         /* unix socket path */
     unsigned listen_mode;               /* permissions of that socket */
     int workers;
     int shutdown_timeout;               /* seconds for requests to finish */
     char database_url[CONF_VALUE_MAX];  /* libpq connection string */
+    /* crewctl's connection: the owner role, never used by a request. */
+    char owner_database_url[CONF_VALUE_MAX];
+    int isolation;                      /* enum isolation_mode */
     /* MongoDB (lib/mongo.h): "" leaves it unconfigured; how often a
        worker retries tenants whose collections are not made yet. */
     char mongodb_uri[CONF_VALUE_MAX];

@@ -6,6 +6,9 @@
 #include "db.h"
 #include "log.h"
 
+static void fail_from_result(struct db *db, const PGresult *res,
+    struct crewd_error *err);
+
 static void
 clear_result(void *res)
 {
@@ -28,6 +31,45 @@ first_line(char *dst, size_t size, const char *src)
         n = size - 1;
     memcpy(dst, src, n);
     dst[n] = '\0';
+}
+
+/*
+ * What every session starts with, at connect and after a discard.  The
+ * clean check compares the search path with the one the session has
+ * now, so it is made here, once.
+ */
+static int
+session_setup(struct db *db, struct crewd_error *err)
+{
+    PGresult *res;
+    char *path;
+
+    /* Timestamps leave the server in one known shape (db_timestamp). */
+    if (db_run(db, err, "SET TimeZone = 'UTC'", 0, NULL) < 0 ||
+        db_run(db, err, "SET DateStyle = 'ISO'", 0, NULL) < 0)
+        return -1;
+
+    if (db->listen_tenants &&
+        db_run(db, err, "LISTEN " DB_TENANT_CHANNEL, 0, NULL) < 0)
+        return -1;
+
+    res = db_exec(db, NULL, err, "SELECT quote_literal("
+        "current_setting('search_path'))", 0, NULL);
+    if (res == NULL)
+        return -1;
+    path = PQgetvalue(res, 0, 0);
+    free(db->clean_check);
+    db->clean_check = xasprintf(
+        "SELECT current_user = session_user"
+        " AND coalesce(current_setting('crewd.tenant_id', true), '') = ''"
+        " AND current_setting('search_path') = %s"
+        " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements)"
+        " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cursors)"
+        " AND (pg_catalog.pg_my_temp_schema() = 0"
+        " OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class"
+        " WHERE relnamespace = pg_catalog.pg_my_temp_schema()))", path);
+    PQclear(res);
+    return 0;
 }
 
 int
@@ -57,16 +99,7 @@ db_open(struct db *db, const char *conninfo, bool listen_tenants,
         return error_set(err, 503, "the database is unavailable");
     }
     PQsetNoticeProcessor(db->conn, quiet_notice, NULL);
-
-    /* Timestamps leave the server in one known shape (db_timestamp). */
-    if (db_run(db, err, "SET TimeZone = 'UTC'", 0, NULL) < 0 ||
-        db_run(db, err, "SET DateStyle = 'ISO'", 0, NULL) < 0)
-        return -1;
-
-    if (listen_tenants &&
-        db_run(db, err, "LISTEN " DB_TENANT_CHANNEL, 0, NULL) < 0)
-        return -1;
-    return 0;
+    return session_setup(db, err);
 }
 
 void
@@ -77,6 +110,8 @@ db_close(struct db *db)
     db->conn = NULL;
     free(db->conninfo);
     db->conninfo = NULL;
+    free(db->clean_check);
+    db->clean_check = NULL;
 }
 
 int
@@ -253,6 +288,72 @@ db_rollback(struct db *db)
         PQfinish(db->conn);
         db->conn = NULL;
     }
+}
+
+bool
+db_conninfo_user(const char *conninfo, char *out, size_t size)
+{
+    PQconninfoOption *options = PQconninfoParse(conninfo, NULL);
+    bool found = false;
+
+    if (options == NULL)
+        return false;
+    for (PQconninfoOption *o = options; o->keyword != NULL; o++)
+        if (strcmp(o->keyword, "user") == 0 && o->val != NULL &&
+            o->val[0] != '\0' && strlen(o->val) < size) {
+            memcpy(out, o->val, strlen(o->val) + 1);
+            found = true;
+        }
+    PQconninfoFree(options);
+    return found;
+}
+
+int
+db_end_checked(struct db *db, bool commit, bool *clean,
+    struct crewd_error *err)
+{
+    PGresult *res;
+    char *sql;
+    int rc = 0;
+
+    *clean = false;
+    if (db->conn == NULL || db->clean_check == NULL) {
+        err->retry_after = 1;
+        return error_set(err, 503, "the database is unavailable");
+    }
+
+    /* The simple protocol: the end and the question in one round trip. */
+    sql = xasprintf("%s; %s", commit ? "COMMIT" : "ROLLBACK",
+        db->clean_check);
+    res = PQexec(db->conn, sql);
+    free(sql);
+    if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
+        *clean = db_bool(res, 0, 0);
+    else if (commit) {
+        fail_from_result(db, res, err);
+        rc = -1;
+    }
+    PQclear(res);
+    return rc;
+}
+
+void
+db_discard_session(struct db *db)
+{
+    struct crewd_error err;
+
+    if (!db_idle(db))
+        return;
+    error_clear(&err);
+    if (db_run(db, &err, "DISCARD ALL", 0, NULL) < 0 ||
+        session_setup(db, &err) < 0) {
+        log_warn("could not reset the session (%s); reconnecting",
+            err.detail);
+        PQfinish(db->conn);
+        db->conn = NULL;
+        return;
+    }
+    db->tenants_changed = true;
 }
 
 bool

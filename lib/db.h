@@ -24,6 +24,14 @@ struct db {
     bool listen_tenants;    /* LISTEN on DB_TENANT_CHANNEL after connect */
     unsigned generation;    /* bumped by every (re)connect */
     bool tenants_changed;   /* a notification arrived, or a reconnect */
+    /* Who this connection is (lib/tenant.h, tenant_context_enter): the
+       owner role (crewctl), or the application role in this isolation
+       mode (enum isolation_mode of conf.h). */
+    bool owner;
+    int isolation;
+    /* A query answering true while the session holds nothing a request
+       left behind (db_end_checked); made at connect. */
+    char *clean_check;
 };
 
 /*
@@ -34,6 +42,12 @@ struct db {
 int db_open(struct db *db, const char *conninfo, bool listen_tenants,
     struct crewd_error *err);
 void db_close(struct db *db);
+
+/*
+ * The role a connection string logs in as (its user=), written to out;
+ * false when it names none or cannot be parsed.
+ */
+bool db_conninfo_user(const char *conninfo, char *out, size_t size);
 
 /*
  * Makes the connection ready for a new unit of work: re-opens it when it
@@ -67,6 +81,26 @@ int db_begin(struct db *db, struct crewd_error *err);
 int db_commit(struct db *db, struct crewd_error *err);
 /* Rolls back if a transaction is open; never fails (resets instead). */
 void db_rollback(struct db *db);
+
+/*
+ * Ends the open transaction, committing when commit is true, and in the
+ * same round trip asks whether the session is as it was at connect:
+ * the login role, no tenant setting, the same search path, no prepared
+ * statement, cursor or temporary table.  *clean is false when anything
+ * is left, or the question could not be asked.  Returns -1 when the
+ * commit failed.
+ */
+int db_end_checked(struct db *db, bool commit, bool *clean,
+    struct crewd_error *err);
+
+/*
+ * Throws away everything the session holds (DISCARD ALL: role, settings,
+ * temporary tables, prepared statements, advisory locks, listens) and
+ * sets it up again as at connect.  Marks tenants as changed, since a
+ * notification may have been missed meanwhile.  The connection must be
+ * idle; a failure closes it, to be re-opened by the next db_ready().
+ */
+void db_discard_session(struct db *db);
 
 /* True when the connection is open and outside any transaction. */
 bool db_idle(const struct db *db);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "log.h"
 #include "migrate.h"
 #include "tenant.h"
@@ -124,55 +125,122 @@ migrate_schema_version(struct db *db, const char *schema,
     return version;
 }
 
-int
-migrate_schema_in_tx(struct db *db, const char *schema,
-    struct crewd_error *err)
+/*
+ * The tenant migrations go into public.tenant_migrations, where
+ * crewd_migrate_schema() and crewd_create_tenant() read them: one text
+ * for every schema, whoever builds it.  A changed text is written again.
+ */
+static int
+store_tenant_migrations(struct db *db, struct crewd_error *err)
 {
-    const char *params[3];
-    char version[16];
-    int current, applied = 0;
-
-    if (!schema_name_ours(schema))
-        return error_set(err, 500, "refusing to migrate schema \"%s\"",
-            schema);
-
-    /* Unqualified names in the migrations now mean this schema. */
-    params[0] = schema;
-    if (db_run(db, err, "SELECT set_config('search_path', $1, true)", 1,
-            params) < 0)
-        return -1;
-    if (db_run(db, err, "CREATE TABLE IF NOT EXISTS " VERSION_TABLE, 0,
-            NULL) < 0)
-        return -1;
-
-    current = migrate_schema_version(db, schema, err);
-    if (current < 0)
-        return -1;
-
     for (size_t i = 0; i < tenant_migrations_count; i++) {
         const struct migration *m = &tenant_migrations[i];
-
-        if (m->version <= current)
-            continue;
+        char version[16];
+        const char *params[4] = { version, m->name, m->up, m->down };
 
         snprintf(version, sizeof(version), "%d", m->version);
-        params[0] = version;
-        params[1] = m->name;
-        if (db_run_script(db, err, m->up) < 0 ||
-            db_run(db, err, "INSERT INTO schema_migrations (version, name)"
-                " VALUES ($1, $2)", 2, params) < 0)
+        if (db_run(db, err, "INSERT INTO public.tenant_migrations"
+                " (version, name, up_sql, down_sql)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (version) DO UPDATE"
+                " SET name = $2, up_sql = $3, down_sql = $4"
+                " WHERE (tenant_migrations.name, tenant_migrations.up_sql,"
+                " tenant_migrations.down_sql) IS DISTINCT FROM ($2, $3, $4)",
+                4, params) < 0)
             return -1;
-        applied++;
     }
-    return applied;
+    return 0;
+}
+
+/* Every tenant's rights again: after the mode or the role changed. */
+static int
+grant_every_tenant(struct db *db, struct crewd_error *err)
+{
+    return db_run(db, err, "SELECT public.crewd_grant_tenant(db_schema)"
+        " FROM public.tenants ORDER BY created_at", 0, NULL);
+}
+
+int
+migrate_platform(struct db *db, int isolation, const char *app_role,
+    struct crewd_error *err)
+{
+    const char *params[2] = { isolation_mode_name(isolation), app_role };
+    PGresult *res;
+    bool changed;
+
+    if (db_begin(db, err) < 0)
+        return -1;
+    if (db_run(db, err, "LOCK TABLE public.platform_settings"
+            " IN EXCLUSIVE MODE", 0, NULL) < 0 ||
+        store_tenant_migrations(db, err) < 0)
+        goto fail;
+
+    res = db_exec(db, NULL, err, "SELECT NOT EXISTS (SELECT 1"
+        " FROM public.platform_settings WHERE isolation = $1"
+        " AND app_role = $2)", 2, params);
+    if (res == NULL)
+        goto fail;
+    changed = db_bool(res, 0, 0);
+    PQclear(res);
+
+    if (db_run(db, err, "INSERT INTO public.platform_settings"
+            " (isolation, app_role) VALUES ($1, $2)"
+            " ON CONFLICT (singleton) DO UPDATE"
+            " SET isolation = $1, app_role = $2", 2, params) < 0 ||
+        db_run(db, err, "SELECT public.crewd_grant_platform()", 0,
+            NULL) < 0 ||
+        (changed && grant_every_tenant(db, err) < 0) ||
+        db_commit(db, err) < 0)
+        goto fail;
+    if (changed)
+        log_info("isolation mode %s for role %s", params[0], app_role);
+    return 0;
+
+fail:
+    db_rollback(db);
+    return -1;
+}
+
+int
+migrate_check_platform(struct db *db, int isolation,
+    struct crewd_error *err)
+{
+    const char *params[1] = { isolation_mode_name(isolation) };
+    PGresult *res;
+    int rc = 0;
+
+    res = db_exec(db, NULL, err, "SELECT isolation, app_role = current_user"
+        " FROM public.platform_settings", 0, NULL);
+    if (res == NULL) {
+        if (strcmp(err->sqlstate, "42P01") == 0)
+            return error_set(err, 503, "the database has no platform "
+                "settings: run crewctl db migrate");
+        return -1;
+    }
+    if (PQntuples(res) == 0)
+        rc = error_set(err, 503, "the database has no platform settings: "
+            "run crewctl db migrate");
+    else if (strcmp(PQgetvalue(res, 0, 0), params[0]) != 0)
+        rc = error_set(err, 503, "isolation is %s in the configuration "
+            "but %s in the database: run crewctl db migrate", params[0],
+            PQgetvalue(res, 0, 0));
+    else if (!db_bool(res, 0, 1))
+        rc = error_set(err, 503, "the database was set up for another "
+            "application role: run crewctl db migrate");
+    PQclear(res);
+    return rc;
 }
 
 static int
 migrate_one_schema(struct db *db, const char *schema, bool create,
     int *from, struct crewd_error *err)
 {
+    const char *params[1] = { schema };
+    PGresult *res;
     int applied;
 
+    if (!schema_name_ours(schema))
+        return error_set(err, 500, "refusing to migrate schema \"%s\"",
+            schema);
     if (db_begin(db, err) < 0)
         return -1;
 
@@ -181,19 +249,27 @@ migrate_one_schema(struct db *db, const char *schema, bool create,
         goto fail;
 
     /* Serialises concurrent migrations of the same schema. */
-    {
-        const char *params[1] = { schema };
-
-        if (db_run(db, err, "SELECT pg_advisory_xact_lock("
-                "hashtext('crewd.migrate.' || $1))", 1, params) < 0)
-            goto fail;
-    }
+    if (db_run(db, err, "SELECT pg_advisory_xact_lock("
+            "hashtext('crewd.migrate.' || $1))", 1, params) < 0)
+        goto fail;
 
     *from = migrate_schema_version(db, schema, err);
     if (*from < 0)
         goto fail;
-    applied = migrate_schema_in_tx(db, schema, err);
-    if (applied < 0 || db_commit(db, err) < 0)
+    res = db_exec(db, NULL, err, "SELECT public.crewd_migrate_schema($1)",
+        1, params);
+    if (res == NULL)
+        goto fail;
+    applied = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    /* New tables get their rights by default privileges; this is cheap
+       insurance that a tenant's rights always match its tables. */
+    if (applied > 0 && !create &&
+        db_run(db, err, "SELECT public.crewd_grant_tenant($1)", 1,
+            params) < 0)
+        goto fail;
+    if (db_commit(db, err) < 0)
         goto fail;
     return applied;
 

@@ -4,8 +4,11 @@
  * sql/public/NNNN_name.sql change the shared public schema; their
  * versions are recorded in public.schema_migrations.
  * sql/tenant/NNNN_name.up.sql (and .down.sql) build and change a tenant
- * schema.  They name tables without a schema: the runner sets the search
- * path to the target schema, so the same text builds tenant_template and
+ * schema.  They name tables without a schema: the runner (the database
+ * function public.crewd_migrate_schema, fed from
+ * public.tenant_migrations, so that crewd_create_tenant builds new
+ * schemas from the same text) sets
+ * the search path to the target schema, so the same text builds tenant_template and
  * every tenant, and a foreign key inside a tenant schema points at that
  * schema's own table.  Each schema records its version in its own
  * schema_migrations table.
@@ -45,11 +48,20 @@ int migrate_tenant_latest(void);
 int migrate_public(struct db *db, struct crewd_error *err);
 
 /*
- * Inside the caller's transaction: brings schema (which must exist) from
- * its recorded version up to the latest tenant migration.  Returns the
- * number applied, or -1.
+ * After migrate_public(): stores the tenant migrations where the
+ * database's own functions read them, records the isolation mode and the
+ * application role crewd logs in as, and grants what the mode asks for
+ * (every tenant again when either changed).  One transaction.
  */
-int migrate_schema_in_tx(struct db *db, const char *schema,
+int migrate_platform(struct db *db, int isolation, const char *app_role,
+    struct crewd_error *err);
+
+/*
+ * For crewd at start: the database must be set up for the configured
+ * isolation mode and for the role crewd connected as.  Returns 0, or -1
+ * with a message saying what to run.
+ */
+int migrate_check_platform(struct db *db, int isolation,
     struct crewd_error *err);
 
 /* The version recorded in schema, 0 when none; -1 on error. */

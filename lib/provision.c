@@ -30,14 +30,14 @@ static const char SQL_SET_TTL[] =
     " WHERE id = $1";
 
 /*
- * One sweeper at a time: a session-level advisory lock on this key (the
- * bytes of "crewdmgo").
+ * One sweeper at a time: a transaction-level advisory lock on this key
+ * (the bytes of "crewdmgo").  The sweep is one transaction, and a
+ * session-level lock is not for the application role to take (it would
+ * outlive the request that took it: sql/bootstrap.sql revokes them).
  */
 #define SWEEP_LOCK "7165901520560285551"
 
-static const char SQL_SWEEP_LOCK[] = "SELECT pg_try_advisory_lock(" SWEEP_LOCK
-    ")";
-static const char SQL_SWEEP_UNLOCK[] = "SELECT pg_advisory_unlock("
+static const char SQL_SWEEP_LOCK[] = "SELECT pg_try_advisory_xact_lock("
     SWEEP_LOCK ")";
 
 /* Reads the tenant's TTLs and pending mark; 404 when there is no tenant. */
@@ -125,11 +125,17 @@ provision_sweep(struct db *db, struct mongo *m, struct arena *a, int max,
     if (!mongo_available(m))
         return 0;
 
-    res = db_exec(db, a, err, SQL_SWEEP_LOCK, 0, NULL);
-    if (res == NULL)
+    if (db_begin(db, err) < 0)
         return -1;
-    if (!db_bool(res, 0, 0))
+    res = db_exec(db, a, err, SQL_SWEEP_LOCK, 0, NULL);
+    if (res == NULL) {
+        db_rollback(db);
+        return -1;
+    }
+    if (!db_bool(res, 0, 0)) {
+        db_rollback(db);
         return 0;
+    }
 
     params[0] = arena_printf(a, "%d", max);
     res = db_exec(db, a, err, SQL_PENDING, 1, params);
@@ -166,8 +172,10 @@ unlock:
     {
         struct crewd_error ignored;
 
+        /* The marks made so far stay; the lock goes with the commit. */
         error_clear(&ignored);
-        db_run(db, &ignored, SQL_SWEEP_UNLOCK, 0, NULL);
+        if (db_commit(db, &ignored) < 0)
+            db_rollback(db);
     }
     return made;
 }

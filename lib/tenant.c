@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "audit.h"
+#include "conf.h"
 #include "log.h"
 #include "migrate.h"
 #include "provision.h"
@@ -140,8 +141,6 @@ tenant_create(struct db *db, struct mongo *mongo, struct arena *a,
     char admin_user_id[UUID_TEXT_LEN + 1], struct crewd_error *err)
 {
     const char *params[4];
-    char *quoted = NULL;
-    char *sql;
     PGresult *res;
 
     uuid_generate(out->id);
@@ -157,9 +156,8 @@ tenant_create(struct db *db, struct mongo *mongo, struct arena *a,
     params[1] = in->name;
     params[2] = in->slug;
     params[3] = out->schema;
-    res = db_exec(db, a, err, "INSERT INTO public.tenants"
-        " (id, name, slug, db_schema) VALUES ($1, $2, $3, $4)"
-        " RETURNING created_at", 4, params);
+    res = db_exec(db, a, err, "SELECT public.crewd_create_tenant"
+        "($1, $2, $3, $4)", 4, params);
     if (res == NULL) {
         if (err->status == 409 && strstr(err->constraint, "slug") != NULL)
             error_set(err, 409, "the slug \"%s\" is taken", in->slug);
@@ -168,15 +166,8 @@ tenant_create(struct db *db, struct mongo *mongo, struct arena *a,
     snprintf(out->created_at, sizeof(out->created_at), "%s",
         db_timestamp(a, res, 0, 0));
 
-    /* The name is ours (random hex); quoting it anyway costs nothing. */
-    quoted = PQescapeIdentifier(db->conn, out->schema, strlen(out->schema));
-    if (quoted == NULL) {
-        error_set(err, 500, "internal error");
-        goto fail;
-    }
-    sql = arena_printf(a, "CREATE SCHEMA %s", quoted);
-    if (db_run(db, err, sql, 0, NULL) < 0 ||
-        migrate_schema_in_tx(db, out->schema, err) < 0)
+    /* The admin and the audit entry are written as the tenant. */
+    if (tenant_context_enter(db, out, err) < 0)
         goto fail;
 
     params[0] = out->id;
@@ -196,7 +187,6 @@ tenant_create(struct db *db, struct mongo *mongo, struct arena *a,
     if (db_notify_tenants(db, err) < 0 || db_commit(db, err) < 0)
         goto fail;
 
-    PQfreemem(quoted);
     log_info("tenant %s created with schema %s", out->slug, out->schema);
 
     /* Committed: from here on a failure only postpones the collections. */
@@ -212,7 +202,6 @@ tenant_create(struct db *db, struct mongo *mongo, struct arena *a,
     return 0;
 
 fail:
-    PQfreemem(quoted);
     db_rollback(db);
     return -1;
 }
@@ -267,7 +256,13 @@ tenant_delete(struct db *db, struct arena *a, const char *slug,
             0, NULL) < 0)
         goto fail;
 
+    params[0] = out->schema;
+    if (db_run(db, err, "SELECT public.crewd_drop_tenant_role($1)", 1,
+            params) < 0)
+        goto fail;
+
     /* public.users rows go with it (ON DELETE CASCADE). */
+    params[0] = out->id;
     if (db_run(db, err, "DELETE FROM public.tenants WHERE id = $1", 1,
             params) < 0)
         goto fail;
@@ -284,6 +279,44 @@ fail:
     PQfreemem(quoted);
     db_rollback(db);
     return -1;
+}
+
+int
+tenant_context_enter(struct db *db, const struct tenant *tenant,
+    struct crewd_error *err)
+{
+    char id[UUID_TEXT_LEN + 1];
+    const char *params[3];
+    char *sql;
+    int rc;
+
+    /* Both go into SQL text below, or name a role: they must be ours. */
+    if (!tenant_schema_name_valid(tenant->schema) ||
+        !uuid_parse(tenant->id, strlen(tenant->id), id)) {
+        log_error("tenant %s: refusing an invalid schema or id",
+            tenant->slug);
+        return error_set(err, 500, "internal error");
+    }
+
+    if (!db->owner && db->isolation == ISOLATION_SCHEMA) {
+        sql = xasprintf("SET LOCAL search_path TO %s;"
+            " SET LOCAL crewd.tenant_id TO '%s'", tenant->schema, id);
+        rc = db_run_script(db, err, sql);
+        free(sql);
+        return rc;
+    }
+
+    params[0] = tenant->schema;
+    params[1] = id;
+    if (db->owner)
+        return db_run(db, err, "SELECT set_config('search_path', $1, true),"
+            " set_config('crewd.tenant_id', $2, true)", 2, params);
+
+    /* The role is named after the schema (public.crewd_grant_tenant). */
+    params[2] = tenant->schema;
+    return db_run(db, err, "SELECT set_config('search_path', $1, true),"
+        " set_config('crewd.tenant_id', $2, true),"
+        " set_config('role', $3, true)", 3, params);
 }
 
 int

@@ -1,10 +1,14 @@
 /*
  * Tenants: the slug grammar, lookup, creation, listing and deletion.
  *
- * A tenant is a row in public.tenants and a schema named tenant_ plus 16
+ * A tenant is a row in public.tenants, a schema named tenant_ plus 16
  * random hex digits (never derived from the slug), built from the tenant
- * migrations.  Creation is one transaction: the row, the schema, its
- * tables and the first admin user exist together or not at all.
+ * migrations, and (in the roles isolation mode) a NOLOGIN role of the
+ * same name with rights on that schema alone.  Creation is one
+ * transaction: the row, the schema, its tables, its role and the first
+ * admin user exist together or not at all.  The database does the DDL in
+ * public.crewd_create_tenant() (sql/public/0006_isolation.sql), the one
+ * thing the application role may do as the owner.
  */
 #ifndef CREWD_TENANT_H
 #define CREWD_TENANT_H
@@ -83,6 +87,19 @@ int tenant_create(struct db *db, struct mongo *mongo, struct arena *a,
  */
 int tenant_delete(struct db *db, struct arena *a, const char *slug,
     struct tenant *out, long *users, struct crewd_error *err);
+
+/*
+ * Inside an open transaction: makes the rest of it the tenant's.  The
+ * search path becomes the tenant's schema alone, crewd.tenant_id its id
+ * (row-level security on public.users and public.tenants), and, for the
+ * application role in the roles isolation mode, the current role the
+ * tenant's own role, which can reach no other schema.  All of it
+ * transaction-local: COMMIT and ROLLBACK undo it.  In the schema mode the
+ * settings are made with SET LOCAL, which a distributed engine passes on
+ * to its nodes.  On the owner's connection (crewctl) the role stays.
+ */
+int tenant_context_enter(struct db *db, const struct tenant *tenant,
+    struct crewd_error *err);
 
 /*
  * Normalises an e-mail address in place (trims nothing, lower-cases

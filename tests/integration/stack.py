@@ -439,10 +439,7 @@ class Stack:
         self._pg(self.tools['initdb'], '-D', self.pg_data, '-U', 'postgres',
                  '-A', 'trust', '-E', 'UTF8', '--no-locale', '--no-sync')
         self.start_postgres()
-        self.psql("CREATE ROLE crewd LOGIN", superuser=True,
-                  database='postgres')
-        self.psql("CREATE DATABASE crewd OWNER crewd", superuser=True,
-                  database='postgres')
+        self.psql_file(os.path.join(SRCDIR, 'sql', 'bootstrap.sql'))
 
     def _write_crewd_conf(self):
         conf = {
@@ -454,6 +451,9 @@ class Stack:
             'shutdown_timeout': '10',
             'database_url': 'host=%s port=%d dbname=crewd user=crewd' % (
                 self.pg_sock, self.pg_port),
+            'owner_database_url': ('host=%s port=%d dbname=crewd '
+                                   'user=crewd_owner' % (self.pg_sock,
+                                                         self.pg_port)),
             'base_domain': BASE_DOMAIN,
             'token_secret_file': os.path.join(self.dir, 'token.key'),
             'master_key_file': os.path.join(self.dir, 'master.key'),
@@ -576,15 +576,29 @@ class Stack:
                  'restart')
         self.pg_running = True
 
-    def psql(self, sql, superuser=False, database='crewd', **variables):
-        """Runs sql (one statement) as crewd, or as the superuser, and
-        returns its rows as tuples of strings, None for SQL NULL.
-        Variables are passed with -v and quoted in the SQL as :'name'."""
+    def psql_file(self, path):
+        """Runs an SQL file as the superuser (sql/bootstrap.sql)."""
+        cmd = [self.tools['psql'], '-X', '-q', '-v', 'ON_ERROR_STOP=1',
+               '-h', self.pg_sock, '-p', str(self.pg_port),
+               '-U', 'postgres', '-d', 'postgres', '-f', path]
+        proc = subprocess.run(cmd, capture_output=True, timeout=60)
+        if proc.returncode != 0:
+            raise StackError('psql -f %s failed: %s' % (
+                path, proc.stderr.decode('utf-8', 'replace')))
+
+    def psql(self, sql, superuser=False, database='crewd', as_role=None,
+             **variables):
+        """Runs sql (one statement) as the owner role crewctl uses (it
+        sees every schema and every row), as another role, or as the
+        superuser, and returns its rows as tuples of strings, None for
+        SQL NULL.  Variables are passed with -v and quoted in the SQL as
+        :'name'."""
+        user = 'postgres' if superuser else as_role or 'crewd_owner'
         cmd = [self.tools['psql'], '-X', '-q', '-A', '-t',
                '-F', '\x1f', '-R', '\x1e',
                '-v', 'ON_ERROR_STOP=1', '-P', 'null=\\N',
                '-h', self.pg_sock, '-p', str(self.pg_port),
-               '-U', 'postgres' if superuser else 'crewd', '-d', database]
+               '-U', user, '-d', database]
         for name, value in variables.items():
             cmd += ['-v', '%s=%s' % (name, value)]
         proc = subprocess.run(cmd, input=sql.encode(), capture_output=True,
@@ -601,8 +615,9 @@ class Stack:
                               for v in record.split('\x1f')))
         return rows
 
-    def psql_value(self, sql, superuser=False, **variables):
-        rows = self.psql(sql, superuser=superuser, **variables)
+    def psql_value(self, sql, superuser=False, as_role=None, **variables):
+        rows = self.psql(sql, superuser=superuser, as_role=as_role,
+                         **variables)
         if len(rows) != 1 or len(rows[0]) != 1:
             raise StackError('expected one value from %s, got %r' % (
                 sql, rows))

@@ -632,7 +632,7 @@ class ClaimTest(FreshTenantTestCase):
         holder = subprocess.Popen(
             [tools['psql'], '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
              '-h', self.stack.pg_sock, '-p', str(self.stack.pg_port),
-             '-U', 'crewd', '-d', 'crewd'],
+             '-U', 'crewd_owner', '-d', 'crewd'],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
         try:

@@ -968,7 +968,8 @@ class LastAdminTest(UserTestCase):
         def waiting():
             return int(self.stack.psql_value(
                 "SELECT count(*) FROM pg_stat_activity WHERE "
-                "wait_event_type = 'Lock' AND query LIKE '%public.users%'"))
+                "wait_event_type = 'Lock' AND query LIKE '%public.users%'",
+                superuser=True))
 
         results = [None, None]
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "db.h"
 #include "log.h"
 #include "unit.h"
 
@@ -96,6 +97,44 @@ test_out_of_range_numbers_are_refused(void)
 }
 
 static void
+test_isolation_mode_is_roles_or_schema(void)
+{
+    struct crewd_conf conf;
+    struct crewd_error err;
+
+    CU_ASSERT_EQUAL(load(&conf, "workers = 2\n", &err), 0);
+    CU_ASSERT_EQUAL(conf.isolation, ISOLATION_ROLES);
+    CU_ASSERT_STRING_EQUAL(conf.owner_database_url,
+        "dbname=crewd user=crewd_owner");
+    CU_ASSERT_EQUAL(load(&conf, "isolation = schema\n", &err), 0);
+    CU_ASSERT_EQUAL(conf.isolation, ISOLATION_SCHEMA);
+    CU_ASSERT_STRING_EQUAL(isolation_mode_name(conf.isolation), "schema");
+    CU_ASSERT_EQUAL(load(&conf, "isolation = roles\n", &err), 0);
+    CU_ASSERT_EQUAL(conf.isolation, ISOLATION_ROLES);
+    CU_ASSERT_EQUAL(load(&conf, "isolation = none\n", &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "roles or schema"));
+    CU_ASSERT_EQUAL(load(&conf, "isolation = Roles\n", &err), -1);
+}
+
+static void
+test_role_is_read_from_a_connection_string(void)
+{
+    char role[64];
+
+    CU_ASSERT_TRUE(db_conninfo_user("host=/run dbname=crewd user=app",
+        role, sizeof(role)));
+    CU_ASSERT_STRING_EQUAL(role, "app");
+    CU_ASSERT_TRUE(db_conninfo_user("postgresql://ops@localhost/crewd",
+        role, sizeof(role)));
+    CU_ASSERT_STRING_EQUAL(role, "ops");
+    CU_ASSERT_FALSE(db_conninfo_user("dbname=crewd", role, sizeof(role)));
+    CU_ASSERT_FALSE(db_conninfo_user("dbname='unclosed", role,
+        sizeof(role)));
+    CU_ASSERT_FALSE(db_conninfo_user("user=much_too_long_for_the_buffer",
+        role, 8));
+}
+
+static void
 test_line_without_equals_is_refused(void)
 {
     struct crewd_conf conf;
@@ -137,6 +176,10 @@ register_conf_tests(void)
         test_reads_keys_comments_and_quotes);
     unit_test(s, "an unknown key names the file and line",
         test_unknown_key_names_file_and_line);
+    unit_test(s, "the isolation mode is roles or schema",
+        test_isolation_mode_is_roles_or_schema);
+    unit_test(s, "the application role is read from database_url",
+        test_role_is_read_from_a_connection_string);
     unit_test(s, "out-of-range values are refused",
         test_out_of_range_numbers_are_refused);
     unit_test(s, "a line without = is refused",
