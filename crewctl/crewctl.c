@@ -56,8 +56,17 @@ usage(FILE *out)
         "\n"
         "commands:\n"
         "  secret create          make the token secret file (mode 0600)\n"
-        "  db migrate             bring the public schema, tenant_template\n"
-        "                         and every tenant schema up to date\n"
+        "  migrate [--jobs N] [--tenants SLUG,...] [--batch N]\n"
+        "          [--to VERSION] [--source DIR]\n"
+        "                         bring the public schema, tenant_template\n"
+        "                         and every tenant schema (or the listed,\n"
+        "                         or the next N) to the newest version (or\n"
+        "                         VERSION, down as well as up), N schemas\n"
+        "                         at a time; \"db migrate\" is the same\n"
+        "  migrate status         how many schemas are at each version\n"
+        "  migrate check          each tenant schema's tables, columns,\n"
+        "                         indexes, constraints and triggers against\n"
+        "                         tenant_template; lists any drift\n"
         "  tenant create --name NAME --slug SLUG --admin-email EMAIL\n"
         "                [--admin-password-file FILE]\n"
         "                         create a tenant and its first admin; a\n"
@@ -153,60 +162,6 @@ cmd_secret_create(void)
     if (token_secret_create(conf.token_secret_file, &err) < 0)
         return fail(&err);
     printf("token secret written to %s\n", conf.token_secret_file);
-    return 0;
-}
-
-static void
-report_migration(const char *schema, int from, int to, const char *failure)
-{
-    if (failure != NULL)
-        printf("%-24s FAILED at version %d: %s\n", schema, from, failure);
-    else
-        printf("%-24s %d -> %d\n", schema, from, to);
-}
-
-static int
-cmd_db_migrate(void)
-{
-    struct crewd_error err;
-    struct db db;
-    char app_role[128];
-    int applied, failures;
-
-    error_clear(&err);
-    if (connect_db(&db, &err) < 0)
-        return fail(&err);
-
-    applied = migrate_public(&db, &err);
-    if (applied < 0) {
-        db_close(&db);
-        return fail(&err);
-    }
-    printf("public schema: %d migration(s) applied\n", applied);
-
-    /* The role crewd's workers log in as gets the application's rights. */
-    if (!db_conninfo_user(conf.database_url, app_role, sizeof(app_role))) {
-        db_close(&db);
-        error_set(&err, 0, "database_url must name its role (user=...)");
-        return fail(&err);
-    }
-    if (migrate_platform(&db, conf.isolation, app_role, &err) < 0) {
-        db_close(&db);
-        return fail(&err);
-    }
-    printf("isolation: %s, application role %s\n",
-        isolation_mode_name(conf.isolation), app_role);
-
-    failures = migrate_all(&db, report_migration, &err);
-    db_close(&db);
-    if (failures < 0)
-        return fail(&err);
-    if (failures > 0) {
-        fprintf(stderr, "crewctl: %d schema(s) failed to migrate\n",
-            failures);
-        return 1;
-    }
-    printf("all schemas at version %d\n", migrate_tenant_latest());
     return 0;
 }
 
@@ -962,7 +917,7 @@ main(int argc, char **argv)
     }
     argc -= optind;
     argv += optind;
-    if (argc < 2) {
+    if (argc < 2 && !(argc == 1 && strcmp(argv[0], "migrate") == 0)) {
         usage(stderr);
         return EXIT_USAGE;
     }
@@ -979,8 +934,10 @@ main(int argc, char **argv)
 
     if (strcmp(argv[0], "secret") == 0 && strcmp(argv[1], "create") == 0)
         return cmd_secret_create();
+    if (strcmp(argv[0], "migrate") == 0)
+        return crewctl_migrate(&conf, argc, argv);
     if (strcmp(argv[0], "db") == 0 && strcmp(argv[1], "migrate") == 0)
-        return cmd_db_migrate();
+        return crewctl_migrate(&conf, argc - 1, argv + 1);
     if (strcmp(argv[0], "tenant") == 0 && strcmp(argv[1], "create") == 0)
         return cmd_tenant_create(argc - 1, argv + 1);
     if (strcmp(argv[0], "tenant") == 0 && strcmp(argv[1], "list") == 0)

@@ -12,4 +12,7 @@ int crewctl_usage_error(void);
 /* mongo.c: "crewctl mongo ..."; argv[0] is the word after "mongo". */
 int crewctl_mongo(const struct crewd_conf *conf, int argc, char **argv);
 
+/* migrate.c: "crewctl migrate ..."; argv[0] is "migrate". */
+int crewctl_migrate(const struct crewd_conf *conf, int argc, char **argv);
+
 #endif

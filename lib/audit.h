@@ -1,6 +1,6 @@
 /*
  * The audit trail's PostgreSQL half: entries written to the outbox of a
- * tenant's schema (audit_outbox, sql/tenant/0003_audit_outbox.up.sql) in
+ * tenant's schema (audit_outbox, sql/migrations/0003_audit_outbox.up.sql) in
  * the transaction of the change they record, with every secret masked.
  *
  * Writers (handlers/audit.c for requests, tenant.c for sign-up) call

@@ -195,6 +195,16 @@ fail_from_result(struct db *db, const PGresult *res, struct crewd_error *err)
             status == 409 ? "the resource conflicts with an existing one"
                           : "the request refers to something invalid");
     }
+
+    /* The operator (crewctl, as the owner) is told what the server said. */
+    if (db->owner && status != 503) {
+        const char *text = message;
+
+        if (strncmp(text, "ERROR:", 6) == 0)
+            text += 6;
+        text += strspn(text, " ");
+        snprintf(err->detail, sizeof(err->detail), "%s", text);
+    }
 }
 
 PGresult *

@@ -131,10 +131,11 @@ migrate_schema_version(struct db *db, const char *schema,
  * for every schema, whoever builds it.  A changed text is written again.
  */
 static int
-store_tenant_migrations(struct db *db, struct crewd_error *err)
+store_tenant_migrations(struct db *db, const struct migration *list,
+    size_t count, struct crewd_error *err)
 {
-    for (size_t i = 0; i < tenant_migrations_count; i++) {
-        const struct migration *m = &tenant_migrations[i];
+    for (size_t i = 0; i < count; i++) {
+        const struct migration *m = &list[i];
         char version[16];
         const char *params[4] = { version, m->name, m->up, m->down };
 
@@ -160,8 +161,8 @@ grant_every_tenant(struct db *db, struct crewd_error *err)
 }
 
 int
-migrate_platform(struct db *db, int isolation, const char *app_role,
-    struct crewd_error *err)
+migrate_platform(struct db *db, const struct migration *list, size_t count,
+    int isolation, const char *app_role, struct crewd_error *err)
 {
     const char *params[2] = { isolation_mode_name(isolation), app_role };
     PGresult *res;
@@ -171,7 +172,7 @@ migrate_platform(struct db *db, int isolation, const char *app_role,
         return -1;
     if (db_run(db, err, "LOCK TABLE public.platform_settings"
             " IN EXCLUSIVE MODE", 0, NULL) < 0 ||
-        store_tenant_migrations(db, err) < 0)
+        store_tenant_migrations(db, list, count, err) < 0)
         goto fail;
 
     res = db_exec(db, NULL, err, "SELECT NOT EXISTS (SELECT 1"
@@ -230,21 +231,28 @@ migrate_check_platform(struct db *db, int isolation,
     return rc;
 }
 
-static int
-migrate_one_schema(struct db *db, const char *schema, bool create,
-    int *from, struct crewd_error *err)
+int
+migrate_schema(struct db *db, const char *schema, int target, int *from,
+    struct crewd_error *err)
 {
-    const char *params[1] = { schema };
+    const char *params[2] = { schema, NULL };
+    bool template = strcmp(schema, TEMPLATE_SCHEMA) == 0;
+    char version[16];
     PGresult *res;
     int applied;
 
+    *from = 0;
     if (!schema_name_ours(schema))
         return error_set(err, 500, "refusing to migrate schema \"%s\"",
             schema);
+    if (target > 0) {
+        snprintf(version, sizeof(version), "%d", target);
+        params[1] = version;
+    }
     if (db_begin(db, err) < 0)
         return -1;
 
-    if (create && db_run(db, err, "CREATE SCHEMA IF NOT EXISTS "
+    if (template && db_run(db, err, "CREATE SCHEMA IF NOT EXISTS "
             TEMPLATE_SCHEMA, 0, NULL) < 0)
         goto fail;
 
@@ -256,8 +264,8 @@ migrate_one_schema(struct db *db, const char *schema, bool create,
     *from = migrate_schema_version(db, schema, err);
     if (*from < 0)
         goto fail;
-    res = db_exec(db, NULL, err, "SELECT public.crewd_migrate_schema($1)",
-        1, params);
+    res = db_exec(db, NULL, err, "SELECT public.crewd_migrate_schema($1,"
+        " $2::integer)", 2, params);
     if (res == NULL)
         goto fail;
     applied = atoi(PQgetvalue(res, 0, 0));
@@ -265,7 +273,7 @@ migrate_one_schema(struct db *db, const char *schema, bool create,
 
     /* New tables get their rights by default privileges; this is cheap
        insurance that a tenant's rights always match its tables. */
-    if (applied > 0 && !create &&
+    if (applied > 0 && !template &&
         db_run(db, err, "SELECT public.crewd_grant_tenant($1)", 1,
             params) < 0)
         goto fail;
@@ -279,44 +287,16 @@ fail:
 }
 
 int
-migrate_all(struct db *db, void (*progress)(const char *schema, int from,
-    int to, const char *failure), struct crewd_error *err)
+migrate_stored_latest(struct db *db, struct crewd_error *err)
 {
     PGresult *res;
-    int failures = 0;
-    int from = 0;
-    int latest = migrate_tenant_latest();
-    int applied;
+    int latest;
 
-    applied = migrate_one_schema(db, TEMPLATE_SCHEMA, true, &from, err);
-    if (applied < 0) {
-        if (progress != NULL)
-            progress(TEMPLATE_SCHEMA, from, latest, err->detail);
-        return -1;
-    }
-    if (progress != NULL && applied > 0)
-        progress(TEMPLATE_SCHEMA, from, latest, NULL);
-
-    res = db_exec(db, NULL, err,
-        "SELECT db_schema FROM public.tenants ORDER BY created_at", 0, NULL);
+    res = db_exec(db, NULL, err, "SELECT coalesce(max(version), 0)"
+        " FROM public.tenant_migrations", 0, NULL);
     if (res == NULL)
         return -1;
-
-    for (int i = 0; i < PQntuples(res); i++) {
-        const char *schema = PQgetvalue(res, i, 0);
-        struct crewd_error one;
-
-        error_clear(&one);
-        applied = migrate_one_schema(db, schema, false, &from, &one);
-        if (applied < 0) {
-            failures++;
-            log_error("could not migrate %s: %s", schema, one.detail);
-            if (progress != NULL)
-                progress(schema, from, latest, one.detail);
-        } else if (applied > 0 && progress != NULL) {
-            progress(schema, from, latest, NULL);
-        }
-    }
+    latest = atoi(PQgetvalue(res, 0, 0));
     PQclear(res);
-    return failures;
+    return latest;
 }

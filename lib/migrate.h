@@ -3,7 +3,7 @@
  *
  * sql/public/NNNN_name.sql change the shared public schema; their
  * versions are recorded in public.schema_migrations.
- * sql/tenant/NNNN_name.up.sql (and .down.sql) build and change a tenant
+ * sql/migrations/NNNN_name.up.sql (and .down.sql) build and change a tenant
  * schema.  They name tables without a schema: the runner (the database
  * function public.crewd_migrate_schema, fed from
  * public.tenant_migrations, so that crewd_create_tenant builds new
@@ -53,8 +53,12 @@ int migrate_public(struct db *db, struct crewd_error *err);
  * application role crewd logs in as, and grants what the mode asks for
  * (every tenant again when either changed).  One transaction.
  */
-int migrate_platform(struct db *db, int isolation, const char *app_role,
+int migrate_platform(struct db *db, const struct migration *list,
+    size_t count, int isolation, const char *app_role,
     struct crewd_error *err);
+
+/* The newest tenant migration the database knows; -1 on error. */
+int migrate_stored_latest(struct db *db, struct crewd_error *err);
 
 /*
  * For crewd at start: the database must be set up for the configured
@@ -69,13 +73,13 @@ int migrate_schema_version(struct db *db, const char *schema,
     struct crewd_error *err);
 
 /*
- * Creates tenant_template when missing and brings it and every tenant
- * schema to the latest version, one transaction per schema.  Prints a
- * line per schema changed to out when out is not NULL.
- * Returns the number of schemas that failed (each logged), or -1 when
- * nothing could be tried.
+ * Brings one schema (tenant_template, made when missing, or a tenant's)
+ * to version target, up or down; target 0 means the newest stored.  One
+ * transaction, serialised with any other run on the same schema.  Sets
+ * *from to the version before.  Returns the number of migrations applied
+ * or undone (0: already there, no work), or -1.
  */
-int migrate_all(struct db *db, void (*progress)(const char *schema,
-    int from, int to, const char *failure), struct crewd_error *err);
+int migrate_schema(struct db *db, const char *schema, int target,
+    int *from, struct crewd_error *err);
 
 #endif

@@ -23,7 +23,7 @@ CREATE TABLE public.platform_settings (
     app_role name NOT NULL
 );
 
--- The tenant migrations, as compiled into crewctl (sql/tenant/), so that
+-- The tenant migrations, as compiled into crewctl (sql/migrations/), so that
 -- crewd_create_tenant() builds a new schema from the same text as
 -- crewctl migrates the others with.  crewctl db migrate writes them.
 CREATE TABLE public.tenant_migrations (
@@ -202,7 +202,12 @@ BEGIN
         VALUES (p_id, p_name, p_slug, p_schema)
         RETURNING created_at INTO v_created;
     EXECUTE format('CREATE SCHEMA %I', p_schema);
-    PERFORM public.crewd_migrate_schema(p_schema);
+
+    -- To the template's version, which is the newest migration unless
+    -- an operator rolled back (crewctl migrate --to).
+    PERFORM public.crewd_migrate_schema(p_schema,
+        (SELECT coalesce(max(version), 0)
+         FROM tenant_template.schema_migrations));
     PERFORM public.crewd_grant_tenant(p_schema);
     RETURN v_created;
 END
@@ -224,4 +229,97 @@ REVOKE ALL ON FUNCTION public.crewd_migrate_schema(text, integer),
     public.crewd_grant_tenant(text), public.crewd_grant_platform(),
     public.crewd_create_tenant(uuid, text, text, text),
     public.crewd_drop_tenant_role(text)
+    FROM PUBLIC;
+
+-- Every schema's version, the template's among them, in one query
+-- (crewctl migrate and migrate status).
+CREATE FUNCTION public.crewd_schema_versions()
+    RETURNS TABLE (schema_name text, version integer)
+    LANGUAGE plpgsql STABLE
+    AS $$
+BEGIN
+    FOR schema_name IN
+        SELECT 'tenant_template'
+        UNION ALL
+        SELECT db_schema FROM public.tenants
+    LOOP
+        IF to_regclass(quote_ident(schema_name) || '.schema_migrations')
+           IS NULL THEN
+            version := 0;
+        ELSE
+            EXECUTE format('SELECT coalesce(max(version), 0)'
+                ' FROM %I.schema_migrations', schema_name) INTO version;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- What a schema is made of, one row per table, column, index, constraint
+-- and trigger, with the schema's own name taken out of the definitions,
+-- so that two schemas built alike describe alike (crewctl migrate check).
+CREATE FUNCTION public.crewd_describe_schema(p_schema text)
+    RETURNS TABLE (object text, definition text)
+    LANGUAGE sql STABLE
+    AS $$
+    WITH rel AS (
+        SELECT c.oid, c.relname
+        FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = p_schema AND c.relkind IN ('r', 'p')
+    ), described (object, definition) AS (
+        SELECT 'table ' || rel.relname, ''
+        FROM rel
+        UNION ALL
+        SELECT 'column ' || rel.relname || '.' || a.attname,
+               pg_catalog.format_type(a.atttypid, a.atttypmod)
+               || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+               || coalesce(' default '
+                           || pg_catalog.pg_get_expr(d.adbin, d.adrelid), '')
+        FROM rel
+        JOIN pg_catalog.pg_attribute a
+            ON a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped
+        LEFT JOIN pg_catalog.pg_attrdef d
+            ON d.adrelid = rel.oid AND d.adnum = a.attnum
+        UNION ALL
+        SELECT 'index ' || i.relname, pg_catalog.pg_get_indexdef(i.oid)
+        FROM rel
+        JOIN pg_catalog.pg_index x ON x.indrelid = rel.oid
+        JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+        UNION ALL
+        SELECT 'constraint ' || rel.relname || '.' || k.conname,
+               pg_catalog.pg_get_constraintdef(k.oid)
+        FROM rel
+        JOIN pg_catalog.pg_constraint k ON k.conrelid = rel.oid
+        UNION ALL
+        SELECT 'trigger ' || rel.relname || '.' || t.tgname,
+               pg_catalog.pg_get_triggerdef(t.oid)
+        FROM rel
+        JOIN pg_catalog.pg_trigger t
+            ON t.tgrelid = rel.oid AND NOT t.tgisinternal
+    )
+    SELECT object, replace(definition, p_schema || '.', '')
+    FROM described
+    $$;
+
+-- Where a schema differs from tenant_template: 'missing' (the template
+-- has it, the schema not), 'extra' (the other way) or 'differs'.
+CREATE FUNCTION public.crewd_schema_drift(p_schema text)
+    RETURNS TABLE (change text, object text, definition text)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT CASE WHEN s.object IS NULL THEN 'missing'
+                WHEN t.object IS NULL THEN 'extra'
+                ELSE 'differs' END,
+           coalesce(s.object, t.object),
+           coalesce(s.definition, t.definition)
+    FROM public.crewd_describe_schema('tenant_template') t
+    FULL JOIN public.crewd_describe_schema(p_schema) s
+        ON s.object = t.object
+    WHERE s.definition IS DISTINCT FROM t.definition
+    ORDER BY 2
+    $$;
+
+REVOKE ALL ON FUNCTION public.crewd_schema_versions(),
+    public.crewd_describe_schema(text), public.crewd_schema_drift(text)
     FROM PUBLIC;
