@@ -73,9 +73,13 @@ usage(FILE *out)
         "                         password is generated when none is given\n"
         "  tenant list            list the tenants\n"
         "  tenant delete SLUG [--yes]\n"
-        "                         delete the tenant, its schema, its users\n"
-        "                         and its MongoDB collections; asks for the\n"
-        "                         slug again unless --yes is given\n"
+        "                         delete the tenant, its schema, its role,\n"
+        "                         its users and its MongoDB collections;\n"
+        "                         asks for the slug again unless --yes\n"
+        "  tenant suspend SLUG    its host answers 404; its data is kept\n"
+        "  tenant resume SLUG     serve a suspended tenant again\n"
+        "  tenant rename-slug SLUG NEW_SLUG\n"
+        "                         move the tenant to another host name\n"
         "  execution claim --tenant SLUG\n"
         "                         move the tenant's oldest pending execution\n"
         "                         to running, as a worker does, and print\n"
@@ -334,6 +338,50 @@ cmd_tenant_list(void)
             PQgetvalue(res, i, 4));
     PQclear(res);
     db_close(&db);
+    return 0;
+}
+
+/* crewctl tenant suspend|resume SLUG */
+static int
+cmd_tenant_set_active(int argc, char **argv, bool active)
+{
+    struct crewd_error err;
+    struct db db;
+    int rc;
+
+    if (argc != 2 || argv[1][0] == '-')
+        return crewctl_usage_error();
+    error_clear(&err);
+    if (connect_db(&db, &err) < 0)
+        return fail(&err);
+    rc = tenant_set_active(&db, argv[1], active, &err);
+    db_close(&db);
+    if (rc < 0)
+        return fail(&err);
+    printf("tenant %s %s%s\n", argv[1], rc == 0 ? "was already " : "",
+        active ? "active" : "suspended: its host answers 404, its data "
+        "is kept");
+    return 0;
+}
+
+/* crewctl tenant rename-slug SLUG NEW_SLUG */
+static int
+cmd_tenant_rename_slug(int argc, char **argv)
+{
+    struct crewd_error err;
+    struct db db;
+    int rc;
+
+    if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-')
+        return crewctl_usage_error();
+    error_clear(&err);
+    if (connect_db(&db, &err) < 0)
+        return fail(&err);
+    rc = tenant_rename_slug(&db, argv[1], argv[2], &err);
+    db_close(&db);
+    if (rc < 0)
+        return fail(&err);
+    printf("tenant %s is now %s\n", argv[1], argv[2]);
     return 0;
 }
 
@@ -944,6 +992,13 @@ main(int argc, char **argv)
         return cmd_tenant_list();
     if (strcmp(argv[0], "tenant") == 0 && strcmp(argv[1], "delete") == 0)
         return cmd_tenant_delete(argc - 1, argv + 1);
+    if (strcmp(argv[0], "tenant") == 0 && strcmp(argv[1], "suspend") == 0)
+        return cmd_tenant_set_active(argc - 1, argv + 1, false);
+    if (strcmp(argv[0], "tenant") == 0 && strcmp(argv[1], "resume") == 0)
+        return cmd_tenant_set_active(argc - 1, argv + 1, true);
+    if (strcmp(argv[0], "tenant") == 0 &&
+        strcmp(argv[1], "rename-slug") == 0)
+        return cmd_tenant_rename_slug(argc - 1, argv + 1);
     if (strcmp(argv[0], "execution") == 0 && strcmp(argv[1], "claim") == 0)
         return cmd_execution_claim(argc - 1, argv + 1);
     if (strcmp(argv[0], "keys") == 0 && strcmp(argv[1], "create") == 0)

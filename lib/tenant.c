@@ -281,6 +281,70 @@ fail:
     return -1;
 }
 
+/* One UPDATE of public.tenants by slug, announced to running crewds. */
+static int
+update_by_slug(struct db *db, const char *sql, int nparams,
+    const char *const *params, struct crewd_error *err)
+{
+    PGresult *res;
+    int changed;
+
+    if (db_begin(db, err) < 0)
+        return -1;
+    res = db_exec(db, NULL, err, sql, nparams, params);
+    if (res == NULL)
+        goto fail;
+    changed = atoi(PQcmdTuples(res));
+    PQclear(res);
+    if (changed == 0) {
+        res = db_exec(db, NULL, err, "SELECT 1 FROM public.tenants"
+            " WHERE slug = $1", 1, params);
+        if (res == NULL)
+            goto fail;
+        if (PQntuples(res) == 0) {
+            PQclear(res);
+            error_set(err, 404, "no such tenant: %s", params[0]);
+            goto fail;
+        }
+        PQclear(res);
+    }
+    if (db_notify_tenants(db, err) < 0 || db_commit(db, err) < 0)
+        goto fail;
+    return changed > 0 ? 1 : 0;
+
+fail:
+    db_rollback(db);
+    return -1;
+}
+
+int
+tenant_set_active(struct db *db, const char *slug, bool active,
+    struct crewd_error *err)
+{
+    const char *params[2] = { slug, active ? "true" : "false" };
+
+    return update_by_slug(db, "UPDATE public.tenants SET is_active = $2,"
+        " updated_at = now() WHERE slug = $1 AND is_active <> $2", 2, params,
+        err);
+}
+
+int
+tenant_rename_slug(struct db *db, const char *slug, const char *new_slug,
+    struct crewd_error *err)
+{
+    const char *params[2] = { slug, new_slug };
+    int rc;
+
+    if (slug_check(new_slug, err) < 0)
+        return -1;
+    rc = update_by_slug(db, "UPDATE public.tenants SET slug = $2,"
+        " updated_at = now() WHERE slug = $1 AND slug <> $2", 2, params,
+        err);
+    if (rc < 0 && err->status == 409)
+        error_set(err, 409, "the slug \"%s\" is taken", new_slug);
+    return rc;
+}
+
 int
 tenant_context_enter(struct db *db, const struct tenant *tenant,
     struct crewd_error *err)

@@ -89,6 +89,23 @@ int tenant_delete(struct db *db, struct arena *a, const char *slug,
     struct tenant *out, long *users, struct crewd_error *err);
 
 /*
+ * Suspends (active false) or resumes the tenant with this slug and tells
+ * running crewd processes.  A suspended tenant's host answers 404; its
+ * data stays.  No such slug is a 404.  Returns 1 when it changed, 0 when
+ * it already was so.
+ */
+int tenant_set_active(struct db *db, const char *slug, bool active,
+    struct crewd_error *err);
+
+/*
+ * Gives the tenant a new slug (its host name), checked as at sign-up; a
+ * taken slug is a 409.  The schema, role and id stay.  Old host names
+ * stop answering at once.
+ */
+int tenant_rename_slug(struct db *db, const char *slug, const char *new_slug,
+    struct crewd_error *err);
+
+/*
  * Inside an open transaction: makes the rest of it the tenant's.  The
  * search path becomes the tenant's schema alone, crewd.tenant_id its id
  * (row-level security on public.users and public.tenants), and, for the

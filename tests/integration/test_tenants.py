@@ -357,6 +357,10 @@ class TenantDeleteTestCase(TenantTestCase):
         self.assertEqual(self.stack.psql_value(
             "SELECT count(*) FROM pg_namespace WHERE nspname = :'schema'",
             schema=schema), '0')
+        # Its role went with it (named like the schema).
+        self.assertEqual(self.stack.psql_value(
+            "SELECT count(*) FROM pg_roles WHERE rolname = :'schema'",
+            schema=schema), '0')
 
 
 class TenantDeleteTest(TenantDeleteTestCase):
@@ -415,6 +419,70 @@ class TenantDeleteTest(TenantDeleteTestCase):
         self.assertEqual(proc.returncode, 1, proc.stderr)
         self.assertIn('still exists', proc.stderr)
         self.assertEqual(len(self.collections_of(t.id)), 3)
+
+
+class TenantLifecycleTest(TenantDeleteTestCase):
+
+    def agents_of(self, t, host=None):
+        return self.stack.request('GET', '/api/v1/agents',
+                                  host=host or t.slug, token=t.token)
+
+    def test_a_suspended_tenant_answers_404_and_keeps_its_data(self):
+        t, agent = self.tenant_with_data('paused')
+        other = self.stack.new_tenant('running')
+        proc = self.stack.crewctl('tenant', 'suspend', t.slug)
+        self.assertIn('suspended', proc.stdout)
+        for method, path in (('GET', '/api/v1/agents'),
+                             ('GET', '/api/v1/users/me'),
+                             ('POST', '/api/v1/auth/login')):
+            with self.subTest(path=path):
+                resp = self.stack.request(method, path, host=t.slug,
+                                          token=t.token,
+                                          json={} if method == 'POST'
+                                          else None)
+                self.assertProblem(resp, 404)
+        self.assertJson(self.agents_of(other), 200)
+        self.assertEqual(self.stack.psql_value(
+            'SELECT count(*) FROM :"s".agents',
+            s=self.stack.tenant_schema(t.id)), '1')
+
+        again = self.stack.crewctl('tenant', 'suspend', t.slug)
+        self.assertIn('was already suspended', again.stdout)
+        self.stack.crewctl('tenant', 'resume', t.slug)
+        items = self.assertJson(self.agents_of(t), 200)['items']
+        self.assertEqual([a['id'] for a in items], [agent])
+
+    def test_rename_slug_moves_the_tenant_to_its_new_host(self):
+        t, agent = self.tenant_with_data('before')
+        new_slug = 'after-' + t.slug.split('-')[-1]
+        proc = self.stack.crewctl('tenant', 'rename-slug', t.slug, new_slug)
+        self.assertIn('is now %s' % new_slug, proc.stdout)
+        self.assertProblem(self.agents_of(t), 404)
+        # The token names the tenant's id, not its slug: it still works.
+        items = self.assertJson(self.agents_of(t, host=new_slug),
+                                200)['items']
+        self.assertEqual([a['id'] for a in items], [agent])
+
+    def test_rename_slug_refuses_taken_invalid_and_unknown_slugs(self):
+        t = self.stack.new_tenant('name')
+        other = self.stack.new_tenant('taken')
+        for args, message in (
+                ((t.slug, other.slug), 'is taken'),
+                ((t.slug, 'Not-A-Slug'), 'slug must be'),
+                ((t.slug, 'www'), 'slug is reserved'),
+                (('no-such-tenant', 'whatever-new'), 'no such tenant')):
+            with self.subTest(args=args):
+                proc = self.stack.crewctl('tenant', 'rename-slug', *args,
+                                          check=False)
+                self.assertEqual(proc.returncode, 1, proc)
+                self.assertIn(message, proc.stderr)
+        self.assertJson(self.agents_of(t), 200)
+
+    def test_suspend_of_an_unknown_tenant_exits_1(self):
+        proc = self.stack.crewctl('tenant', 'suspend', 'no-such-tenant',
+                                  check=False)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn('no such tenant: no-such-tenant', proc.stderr)
 
 
 class TenantDeleteOutageTest(TenantDeleteTestCase):
