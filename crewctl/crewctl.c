@@ -122,8 +122,8 @@ crewctl_usage_error(void)
     return EXIT_USAGE;
 }
 
-static int
-fail(const struct crewd_error *err)
+int
+crewctl_fail(const struct crewd_error *err)
 {
     /* Field problems speak for themselves; the API's lead line does not. */
     if (err->nfields == 0 || err->status != 422)
@@ -134,13 +134,14 @@ fail(const struct crewd_error *err)
     return 1;
 }
 
-static int
-connect_db(struct db *db, struct crewd_error *err)
+int
+crewctl_connect(const struct crewd_conf *c, struct db *db,
+    struct crewd_error *err)
 {
     /* crewctl is the operator: it works as the owner role. */
     memset(db, 0, sizeof(*db));
     db->owner = true;
-    if (db_open(db, conf.owner_database_url, false, err) < 0) {
+    if (db_open(db, c->owner_database_url, false, err) < 0) {
         snprintf(err->detail, sizeof(err->detail),
             "could not connect to the database as its owner "
             "(owner_database_url in the configuration)");
@@ -164,7 +165,7 @@ cmd_secret_create(void)
         return 0;
     }
     if (token_secret_create(conf.token_secret_file, &err) < 0)
-        return fail(&err);
+        return crewctl_fail(&err);
     printf("token secret written to %s\n", conf.token_secret_file);
     return 0;
 }
@@ -268,7 +269,7 @@ cmd_tenant_create(int argc, char **argv)
             strlen(password), &err) < 0 ||
         password_hash(&conf, password, strlen(password), hash, &err) < 0 ||
         (mongo = mongo_connect(conf.mongodb_uri, &err)) == NULL ||
-        connect_db(&db, &err) < 0)
+        crewctl_connect(&conf, &db, &err) < 0)
         goto out;
 
     arena = arena_new(4096);
@@ -299,7 +300,7 @@ cmd_tenant_create(int argc, char **argv)
 
 out:
     if (rc != 0 && err.detail[0] != '\0')
-        fail(&err);
+        crewctl_fail(&err);
     if (password != NULL) {
         sodium_memzero(password, strlen(password));
         free(password);
@@ -318,15 +319,15 @@ cmd_tenant_list(void)
     PGresult *res;
 
     error_clear(&err);
-    if (connect_db(&db, &err) < 0)
-        return fail(&err);
+    if (crewctl_connect(&conf, &db, &err) < 0)
+        return crewctl_fail(&err);
     res = db_exec(&db, NULL, &err,
         "SELECT t.slug, t.id, t.db_schema, t.is_active, t.created_at,"
         " (SELECT count(*) FROM public.users u WHERE u.tenant_id = t.id)"
         " FROM public.tenants t ORDER BY t.slug", 0, NULL);
     if (res == NULL) {
         db_close(&db);
-        return fail(&err);
+        return crewctl_fail(&err);
     }
 
     printf("%-24s %-36s %-23s %-6s %5s  %s\n", "SLUG", "ID", "SCHEMA",
@@ -352,12 +353,12 @@ cmd_tenant_set_active(int argc, char **argv, bool active)
     if (argc != 2 || argv[1][0] == '-')
         return crewctl_usage_error();
     error_clear(&err);
-    if (connect_db(&db, &err) < 0)
-        return fail(&err);
+    if (crewctl_connect(&conf, &db, &err) < 0)
+        return crewctl_fail(&err);
     rc = tenant_set_active(&db, argv[1], active, &err);
     db_close(&db);
     if (rc < 0)
-        return fail(&err);
+        return crewctl_fail(&err);
     printf("tenant %s %s%s\n", argv[1], rc == 0 ? "was already " : "",
         active ? "active" : "suspended: its host answers 404, its data "
         "is kept");
@@ -375,12 +376,12 @@ cmd_tenant_rename_slug(int argc, char **argv)
     if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-')
         return crewctl_usage_error();
     error_clear(&err);
-    if (connect_db(&db, &err) < 0)
-        return fail(&err);
+    if (crewctl_connect(&conf, &db, &err) < 0)
+        return crewctl_fail(&err);
     rc = tenant_rename_slug(&db, argv[1], argv[2], &err);
     db_close(&db);
     if (rc < 0)
-        return fail(&err);
+        return crewctl_fail(&err);
     printf("tenant %s is now %s\n", argv[1], argv[2]);
     return 0;
 }
@@ -450,10 +451,10 @@ cmd_tenant_delete(int argc, char **argv)
     error_clear(&err);
     mongo = mongo_connect(conf.mongodb_uri, &err);
     if (mongo == NULL)
-        return fail(&err);
-    if (connect_db(&db, &err) < 0) {
+        return crewctl_fail(&err);
+    if (crewctl_connect(&conf, &db, &err) < 0) {
         mongo_close(mongo);
-        return fail(&err);
+        return crewctl_fail(&err);
     }
 
     arena = arena_new(4096);
@@ -462,7 +463,7 @@ cmd_tenant_delete(int argc, char **argv)
     arena_free(arena);
     if (rc < 0) {
         mongo_close(mongo);
-        return fail(&err);
+        return crewctl_fail(&err);
     }
 
     printf("tenant deleted: %s\n", tenant.slug);
@@ -509,7 +510,7 @@ open_keys(struct seal_keyring *ring, struct db *db, struct crewd_error *err)
 
     if (seal_keyring_load(ring, &conf, err) < 0)
         return -1;
-    if (connect_db(db, err) < 0) {
+    if (crewctl_connect(&conf, db, err) < 0) {
         seal_keyring_wipe(ring);
         return -1;
     }
@@ -552,13 +553,13 @@ cmd_keys_create(int argc, char **argv)
     error_clear(&err);
     if (file_exists(path)) {
         if (seal_key_load(&key, path, &err) < 0)
-            return fail(&err);
+            return crewctl_fail(&err);
         printf("master key %s exists; left as it is (key id %s)\n", path,
             key.id_text);
     } else {
         if (seal_key_create(path, &err) < 0 ||
             seal_key_load(&key, path, &err) < 0)
-            return fail(&err);
+            return crewctl_fail(&err);
         printf("master key written to %s (key id %s)\n", path,
             key.id_text);
     }
@@ -572,10 +573,10 @@ cmd_keys_create(int argc, char **argv)
     }
 
     if (seal_keyring_load(&ring, &conf, &err) < 0)
-        return fail(&err);
-    if (connect_db(&db, &err) < 0) {
+        return crewctl_fail(&err);
+    if (crewctl_connect(&conf, &db, &err) < 0) {
         seal_keyring_wipe(&ring);
-        return fail(&err);
+        return crewctl_fail(&err);
     }
     written = seal_canary_write(&db, &ring.keys[0], false, &err);
     if (written > 0) {
@@ -591,7 +592,7 @@ cmd_keys_create(int argc, char **argv)
     }
     db_close(&db);
     seal_keyring_wipe(&ring);
-    return written < 0 ? fail(&err) : 0;
+    return written < 0 ? crewctl_fail(&err) : 0;
 }
 
 /* What one walk over the tenants' credentials found. */
@@ -765,7 +766,7 @@ cmd_keys_check(void)
 
     error_clear(&err);
     if (open_keys(&ring, &db, &err) < 0)
-        return fail(&err);
+        return crewctl_fail(&err);
 
     walk_tenants(&db, &ring, false, &total);
     printf("total: tenants=%d credentials=%d open=%d failed=%d "
@@ -813,7 +814,7 @@ cmd_keys_rotate(int argc, char **argv)
 
     error_clear(&err);
     if (seal_key_load(&new_key, new_path, &err) < 0)
-        return fail(&err);
+        return crewctl_fail(&err);
 
     /*
      * crewd must already seal with the new key, or it would go on writing
@@ -821,7 +822,7 @@ cmd_keys_rotate(int argc, char **argv)
      */
     if (seal_keyring_load(&ring, &conf, &err) < 0) {
         sodium_memzero(&new_key, sizeof(new_key));
-        return fail(&err);
+        return crewctl_fail(&err);
     }
     same = sodium_memcmp(new_key.key, ring.keys[0].key,
         SEAL_KEY_BYTES) == 0;
@@ -840,7 +841,7 @@ cmd_keys_rotate(int argc, char **argv)
     seal_keyring_wipe(&ring);
 
     if (open_keys(&ring, &db, &err) < 0)
-        return fail(&err);
+        return crewctl_fail(&err);
 
     walk_tenants(&db, &ring, true, &total);
     printf("total: tenants=%d credentials=%d resealed=%d failed=%d "
@@ -853,7 +854,7 @@ cmd_keys_rotate(int argc, char **argv)
      */
     if (total.failed == 0 && total.tenants_failed == 0) {
         if (seal_canary_write(&db, &ring.keys[0], true, &err) < 0) {
-            fail(&err);
+            crewctl_fail(&err);
         } else {
             printf("canary: sealed under key %s\n", ring.keys[0].id_text);
             rc = 0;
@@ -901,8 +902,8 @@ cmd_execution_claim(int argc, char **argv)
     }
 
     error_clear(&err);
-    if (connect_db(&db, &err) < 0)
-        return fail(&err);
+    if (crewctl_connect(&conf, &db, &err) < 0)
+        return crewctl_fail(&err);
     arena = arena_new(4096);
     found = tenant_find_by_slug(&db, arena, slug, &tenant, &err);
     if (found <= 0 || !tenant.is_active) {
@@ -932,7 +933,7 @@ failed:
     db_rollback(&db);
     db_close(&db);
     arena_free(arena);
-    return fail(&err);
+    return crewctl_fail(&err);
 }
 
 int
@@ -978,7 +979,7 @@ main(int argc, char **argv)
     conf_defaults(&conf);
     error_clear(&err);
     if (conf_load(&conf, conf_path, &err) < 0)
-        return fail(&err);
+        return crewctl_fail(&err);
 
     if (strcmp(argv[0], "secret") == 0 && strcmp(argv[1], "create") == 0)
         return cmd_secret_create();

@@ -5,6 +5,18 @@
 #define CREWD_CREWCTL_H
 
 #include "conf.h"
+#include "db.h"
+#include "error.h"
+
+/*
+ * Connects as the owner role (owner_database_url): crewctl is the
+ * operator.  Returns 0, or -1 with err saying which key to look at.
+ */
+int crewctl_connect(const struct crewd_conf *conf, struct db *db,
+    struct crewd_error *err);
+
+/* Prints err for the operator; returns 1, the failure exit status. */
+int crewctl_fail(const struct crewd_error *err);
 
 /* Prints the usage to standard error; returns the usage exit status. */
 int crewctl_usage_error(void);

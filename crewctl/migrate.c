@@ -61,28 +61,6 @@ struct options {
     const char *source;         /* a folder of migrations, or NULL */
 };
 
-static int
-fail(const struct crewd_error *err)
-{
-    fprintf(stderr, "crewctl: %s\n", err->detail);
-    return 1;
-}
-
-static int
-connect_owner(const struct crewd_conf *conf, struct db *db,
-    struct crewd_error *err)
-{
-    memset(db, 0, sizeof(*db));
-    db->owner = true;
-    if (db_open(db, conf->owner_database_url, false, err) < 0) {
-        snprintf(err->detail, sizeof(err->detail),
-            "could not connect to the database as its owner "
-            "(owner_database_url in the configuration)");
-        return -1;
-    }
-    return 0;
-}
-
 /* -- Migrations from a folder (--source) ------------------------------ */
 
 static char *
@@ -229,7 +207,7 @@ job(void *arg)
     bool connected;
 
     error_clear(&err);
-    connected = connect_owner(run->conf, &db, &err) == 0;
+    connected = crewctl_connect(run->conf, &db, &err) == 0;
 
     for (;;) {
         struct target *t;
@@ -243,7 +221,7 @@ job(void *arg)
         error_clear(&err);
         if (!connected) {
             /* Try again: the database may have come back. */
-            connected = connect_owner(run->conf, &db, &err) == 0;
+            connected = crewctl_connect(run->conf, &db, &err) == 0;
         }
         t->applied = connected ? migrate_schema(&db, t->schema, run->version,
             &t->from, &err) : -1;
@@ -494,14 +472,14 @@ migrate_run(const struct crewd_conf *conf, const struct options *o)
     pthread_mutex_init(&run.lock, NULL);
 
     error_clear(&err);
-    if (connect_owner(conf, &db, &err) < 0)
-        return fail(&err);
+    if (crewctl_connect(conf, &db, &err) < 0)
+        return crewctl_fail(&err);
     if (migrate_shared(&db, conf, o, &run.version, &err) < 0 ||
         (o->tenants != NULL && check_listed(&db, o->tenants, &err) < 0) ||
         choose(&db, o, run.version, &run.targets, &run.count, &at_target,
             &err) < 0) {
         db_close(&db);
-        return fail(&err);
+        return crewctl_fail(&err);
     }
     db_close(&db);
 
@@ -542,8 +520,8 @@ migrate_status(const struct crewd_conf *conf)
     int latest;
 
     error_clear(&err);
-    if (connect_owner(conf, &db, &err) < 0)
-        return fail(&err);
+    if (crewctl_connect(conf, &db, &err) < 0)
+        return crewctl_fail(&err);
     latest = migrate_stored_latest(&db, &err);
     res = latest < 0 ? NULL : db_exec(&db, NULL, &err,
         "SELECT version, count(*) FILTER (WHERE schema_name <> $1),"
@@ -553,7 +531,7 @@ migrate_status(const struct crewd_conf *conf)
         (const char *const[]){ TEMPLATE_SCHEMA });
     if (res == NULL) {
         db_close(&db);
-        return fail(&err);
+        return crewctl_fail(&err);
     }
 
     printf("newest migration: %d (this crewctl carries %d)\n", latest,
@@ -578,8 +556,8 @@ migrate_check(const struct crewd_conf *conf)
     struct db db;
 
     error_clear(&err);
-    if (connect_owner(conf, &db, &err) < 0)
-        return fail(&err);
+    if (crewctl_connect(conf, &db, &err) < 0)
+        return crewctl_fail(&err);
     tenants = db_exec(&db, NULL, &err, "SELECT t.slug, t.db_schema,"
         " s.version, (SELECT version FROM public.crewd_schema_versions()"
         " WHERE schema_name = $1)"
@@ -588,7 +566,7 @@ migrate_check(const struct crewd_conf *conf)
         (const char *const[]){ TEMPLATE_SCHEMA });
     if (tenants == NULL) {
         db_close(&db);
-        return fail(&err);
+        return crewctl_fail(&err);
     }
 
     for (int i = 0; i < PQntuples(tenants); i++) {
@@ -602,7 +580,7 @@ migrate_check(const struct crewd_conf *conf)
         if (drift == NULL) {
             PQclear(tenants);
             db_close(&db);
-            return fail(&err);
+            return crewctl_fail(&err);
         }
         if (behind || PQntuples(drift) > 0)
             drifted++;

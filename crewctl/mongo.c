@@ -46,12 +46,8 @@ session_open(struct session *s, const struct crewd_conf *conf)
     s->mongo = mongo_connect(conf->mongodb_uri, &s->err);
     if (s->mongo == NULL)
         return -1;
-    s->db.owner = true;
-    if (db_open(&s->db, conf->owner_database_url, false, &s->err) < 0) {
-        error_set(&s->err, 0, "could not connect to the database as its "
-            "owner (owner_database_url in the configuration)");
+    if (crewctl_connect(conf, &s->db, &s->err) < 0)
         return -1;
-    }
     return 0;
 }
 
