@@ -18,10 +18,10 @@ EXECUTION_KEYS = {'id', 'tenant_id', 'flow_id', 'user_id', 'status',
 
 
 def tenant_migrations():
-    """[(version, name)] of sql/tenant, as schema_migrations shows them:
+    """[(version, name)] of sql/migrations, as schema_migrations shows them:
     every schema made now is at the last of them."""
     found = []
-    for path in glob.glob(os.path.join(SRCDIR, 'sql', 'tenant',
+    for path in glob.glob(os.path.join(SRCDIR, 'sql', 'migrations',
                                        '[0-9]*.up.sql')):
         name = os.path.basename(path)[:-len('.up.sql')]
         found.append((str(int(name.split('_')[0])), name))
@@ -159,7 +159,7 @@ class MigrationTest(ExecutionTestCase):
         latest = tenant_migrations()
         downs = []
         for version, name in reversed(latest[1:]):
-            with open(os.path.join(SRCDIR, 'sql', 'tenant',
+            with open(os.path.join(SRCDIR, 'sql', 'migrations',
                                    name + '.down.sql')) as f:
                 downs.append(f.read() + '\nDELETE FROM schema_migrations'
                              ' WHERE version = %s;' % version)
@@ -184,8 +184,10 @@ class MigrationTest(ExecutionTestCase):
         lines = [line.split() for line in out.splitlines()]
         self.assertIn(['tenant_template', '1', '->', latest[-1][0]], lines,
                       out)
-        self.assertIn([schema, '1', '->', latest[-1][0]], lines, out)
-        self.assertIn('all schemas at version %s' % latest[-1][0], out)
+        self.assertIn([tenant.slug, schema, '1', '->', latest[-1][0]], lines,
+                      out)
+        self.assertIn('schema(s) migrated to version %s' % latest[-1][0],
+                      out)
 
         for target in ('tenant_template', schema):
             self.assertEqual(self.versions(target), latest)
@@ -205,8 +207,8 @@ class MigrationTest(ExecutionTestCase):
     def test_db_migrate_again_changes_nothing(self):
         out = self.stack.crewctl('db', 'migrate').stdout
         self.assertNotIn('->', out)
-        self.assertIn('all schemas at version %s' % tenant_migrations()[-1][0],
-                      out)
+        self.assertIn('0 schema(s) migrated to version %s'
+                      % tenant_migrations()[-1][0], out)
 
 
 class ExecutionCreateTest(ExecutionTestCase):
