@@ -117,22 +117,36 @@ tenant_resolve(struct db *db, struct arena *a, const char *slug,
 }
 
 int
-tenant_reset_begin(struct db *db, const struct tenant *tenant,
-    struct crewd_error *err)
+tenant_reset_begin(struct db *db, struct arena *a,
+    const struct tenant *tenant, const struct db_statement *first,
+    PGresult **first_result, struct crewd_error *err)
 {
-    if (db_begin(db, err) < 0)
-        return -1;
+    struct db_statement statements[4];
+    PGresult *results[4];
+    struct tenant_switch sw;
+    int n = 0;
 
     /*
      * The tenant's schema alone on the search path (no public, so an
      * unqualified name can only mean a tenant table; shared tables are
      * always written with their schema), its id for row-level security,
-     * and its role: all transaction-local.
+     * and its role: all transaction-local.  BEGIN, the switch and the
+     * request's first statement go in one round trip.
      */
-    if (tenant_context_enter(db, tenant, err) < 0) {
+    if (tenant_switch_prepare(db, tenant, &sw, err) < 0)
+        return -1;
+    statements[n++] = (struct db_statement){ "BEGIN", 0, NULL };
+    for (int i = 0; i < sw.count; i++)
+        statements[n++] = sw.statements[i];
+    if (first != NULL)
+        statements[n++] = *first;
+
+    if (db_pipeline(db, a, err, statements, n, results) < 0) {
         db_rollback(db);
         return -1;
     }
+    if (first != NULL)
+        *first_result = results[n - 1];
     return 0;
 }
 

@@ -166,23 +166,31 @@ authenticate(struct request *req)
  * active and have the token version the token was issued under (a
  * password reset or a suspension moves it), and its role now (not when
  * the token was issued) decides.  Access ends at once, not at expiry.
+ * The statement rides in the round trip that opens the transaction.
  */
-static int
-authorise(struct request *req)
+struct authorisation {
+    struct db_statement statement;
+    const char *params[3];
+    char version[24];
+};
+
+static void
+authorise_statement(struct request *req, struct authorisation *a)
 {
-    static const char sql[] =
+    snprintf(a->version, sizeof(a->version), "%lld",
+        (long long)req->auth.version);
+    a->params[0] = req->auth.user_id;
+    a->params[1] = req->tenant->id;
+    a->params[2] = a->version;
+    a->statement = (struct db_statement){
         "SELECT role FROM public.users"
         " WHERE id = $1 AND tenant_id = $2 AND is_active"
-        " AND token_version = $3";
-    char version[24];
-    const char *params[3] = { req->auth.user_id, req->tenant->id, version };
-    PGresult *res;
+        " AND token_version = $3", 3, a->params };
+}
 
-    snprintf(version, sizeof(version), "%lld",
-        (long long)req->auth.version);
-    res = db_exec(req->db, req->arena, &req->err, sql, 3, params);
-    if (res == NULL)
-        return -1;
+static int
+authorise(struct request *req, const PGresult *res)
+{
     if (PQntuples(res) == 0) {
         response_header(req, "WWW-Authenticate",
             "Bearer error=\"invalid_token\"");
@@ -212,7 +220,9 @@ run_handler(struct request *req)
 static void
 run_tenant_route(struct request *req)
 {
+    struct authorisation authorisation;
     const struct tenant *tenant;
+    PGresult *user = NULL;
     int rc;
 
     if (db_ready(req->db, &req->err) < 0 ||
@@ -224,9 +234,13 @@ run_tenant_route(struct request *req)
     if (req->route->role != ROLE_NONE && authenticate(req) < 0)
         return;
 
-    if (tenant_reset_begin(req->db, tenant, &req->err) < 0)
+    if (req->route->role != ROLE_NONE)
+        authorise_statement(req, &authorisation);
+    if (tenant_reset_begin(req->db, req->arena, tenant,
+            req->route->role != ROLE_NONE ? &authorisation.statement : NULL,
+            &user, &req->err) < 0)
         return;
-    rc = req->route->role != ROLE_NONE ? authorise(req) : 0;
+    rc = req->route->role != ROLE_NONE ? authorise(req, user) : 0;
     if (rc == 0)
         rc = run_handler(req);
 

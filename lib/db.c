@@ -233,6 +233,103 @@ db_exec(struct db *db, struct arena *a, struct crewd_error *err,
     return NULL;
 }
 
+/* Reads one statement's results up to its NULL; keeps the first. */
+static PGresult *
+pipeline_result(PGconn *conn)
+{
+    PGresult *first = NULL, *res;
+
+    while ((res = PQgetResult(conn)) != NULL) {
+        if (first == NULL)
+            first = res;
+        else
+            PQclear(res);
+    }
+    return first;
+}
+
+/* After a failure: results the arena does not release are released. */
+static void
+forget_results(struct arena *a, PGresult **results, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (a == NULL)
+            PQclear(results[i]);
+        results[i] = NULL;
+    }
+}
+
+int
+db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
+    const struct db_statement *statements, int n, PGresult **results)
+{
+    PGresult *sync;
+    bool failed = false;
+    int sent = 0;
+
+    for (int i = 0; i < n; i++)
+        results[i] = NULL;
+    if (db->conn == NULL) {
+        err->retry_after = 1;
+        return error_set(err, 503, "the database is unavailable");
+    }
+
+    if (!PQenterPipelineMode(db->conn))
+        goto broken;
+    for (; sent < n; sent++)
+        if (!PQsendQueryParams(db->conn, statements[sent].sql,
+                statements[sent].nparams, NULL, statements[sent].params,
+                NULL, NULL, 0))
+            break;
+    if (!PQpipelineSync(db->conn))
+        sent = -1;
+
+    for (int i = 0; i < sent; i++) {
+        PGresult *res = pipeline_result(db->conn);
+        ExecStatusType st = res != NULL ? PQresultStatus(res)
+                                        : PGRES_FATAL_ERROR;
+
+        if (!failed && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
+            results[i] = res;
+            if (a != NULL)
+                arena_defer(a, clear_result, res);
+            continue;
+        }
+        if (!failed && st != PGRES_PIPELINE_ABORTED)
+            fail_from_result(db, res, err);
+        failed = true;
+        PQclear(res);
+    }
+
+    /* The sync's own result closes the pipeline. */
+    if (sent >= 0) {
+        sync = PQgetResult(db->conn);
+        if (sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC) {
+            PQclear(sync);
+            goto broken;
+        }
+        PQclear(sync);
+    }
+    if (!PQexitPipelineMode(db->conn) || sent != n)
+        goto broken;
+    if (failed) {
+        forget_results(a, results, n);
+        return -1;
+    }
+    return 0;
+
+broken:
+    /* A pipeline we cannot finish leaves a connection we cannot trust. */
+    log_warn("database pipeline failed: %s", PQerrorMessage(db->conn));
+    PQfinish(db->conn);
+    db->conn = NULL;
+    forget_results(a, results, n);
+    err->retry_after = 1;
+    if (!failed)
+        error_set(err, 503, "the database is unavailable");
+    return -1;
+}
+
 int
 db_run(struct db *db, struct crewd_error *err, const char *sql,
     int nparams, const char *const *params)

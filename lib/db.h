@@ -70,6 +70,23 @@ bool db_poll_tenant_changes(struct db *db);
 PGresult *db_exec(struct db *db, struct arena *a, struct crewd_error *err,
     const char *sql, int nparams, const char *const *params);
 
+/* One statement of a pipeline. */
+struct db_statement {
+    const char *sql;
+    int nparams;
+    const char *const *params;
+};
+
+/*
+ * Sends n statements in one round trip (libpq's pipeline mode) and
+ * reads their results into results[i], released at the arena's reset.
+ * The server runs them in order and skips the rest after a failure.
+ * Returns 0, or -1 with err filled from the first failure (results of
+ * that one and the skipped ones are NULL).
+ */
+int db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
+    const struct db_statement *statements, int n, PGresult **results);
+
 /* db_exec for statements whose rows nobody reads. */
 int db_run(struct db *db, struct crewd_error *err, const char *sql,
     int nparams, const char *const *params);

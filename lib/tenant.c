@@ -346,41 +346,57 @@ tenant_rename_slug(struct db *db, const char *slug, const char *new_slug,
 }
 
 int
-tenant_context_enter(struct db *db, const struct tenant *tenant,
-    struct crewd_error *err)
+tenant_switch_prepare(const struct db *db, const struct tenant *tenant,
+    struct tenant_switch *sw, struct crewd_error *err)
 {
-    char id[UUID_TEXT_LEN + 1];
-    const char *params[3];
-    char *sql;
-    int rc;
-
     /* Both go into SQL text below, or name a role: they must be ours. */
     if (!tenant_schema_name_valid(tenant->schema) ||
-        !uuid_parse(tenant->id, strlen(tenant->id), id)) {
+        !uuid_parse(tenant->id, strlen(tenant->id), sw->id)) {
         log_error("tenant %s: refusing an invalid schema or id",
             tenant->slug);
         return error_set(err, 500, "internal error");
     }
 
     if (!db->owner && db->isolation == ISOLATION_SCHEMA) {
-        sql = xasprintf("SET LOCAL search_path TO %s;"
-            " SET LOCAL crewd.tenant_id TO '%s'", tenant->schema, id);
-        rc = db_run_script(db, err, sql);
-        free(sql);
-        return rc;
+        snprintf(sw->text[0], sizeof(sw->text[0]),
+            "SET LOCAL search_path TO %s", tenant->schema);
+        snprintf(sw->text[1], sizeof(sw->text[1]),
+            "SET LOCAL crewd.tenant_id TO '%s'", sw->id);
+        sw->statements[0] = (struct db_statement){ sw->text[0], 0, NULL };
+        sw->statements[1] = (struct db_statement){ sw->text[1], 0, NULL };
+        sw->count = 2;
+        return 0;
     }
 
-    params[0] = tenant->schema;
-    params[1] = id;
-    if (db->owner)
-        return db_run(db, err, "SELECT set_config('search_path', $1, true),"
-            " set_config('crewd.tenant_id', $2, true)", 2, params);
-
+    sw->params[0] = tenant->schema;
+    sw->params[1] = sw->id;
     /* The role is named after the schema (public.crewd_grant_tenant). */
-    params[2] = tenant->schema;
-    return db_run(db, err, "SELECT set_config('search_path', $1, true),"
-        " set_config('crewd.tenant_id', $2, true),"
-        " set_config('role', $3, true)", 3, params);
+    sw->params[2] = tenant->schema;
+    sw->statements[0] = (struct db_statement){
+        db->owner
+            ? "SELECT set_config('search_path', $1, true),"
+              " set_config('crewd.tenant_id', $2, true)"
+            : "SELECT set_config('search_path', $1, true),"
+              " set_config('crewd.tenant_id', $2, true),"
+              " set_config('role', $3, true)",
+        db->owner ? 2 : 3, sw->params };
+    sw->count = 1;
+    return 0;
+}
+
+int
+tenant_context_enter(struct db *db, const struct tenant *tenant,
+    struct crewd_error *err)
+{
+    struct tenant_switch sw;
+    PGresult *results[2] = { NULL, NULL };
+
+    if (tenant_switch_prepare(db, tenant, &sw, err) < 0 ||
+        db_pipeline(db, NULL, err, sw.statements, sw.count, results) < 0)
+        return -1;
+    PQclear(results[0]);
+    PQclear(results[1]);
+    return 0;
 }
 
 int

@@ -106,15 +106,28 @@ int tenant_rename_slug(struct db *db, const char *slug, const char *new_slug,
     struct crewd_error *err);
 
 /*
- * Inside an open transaction: makes the rest of it the tenant's.  The
- * search path becomes the tenant's schema alone, crewd.tenant_id its id
- * (row-level security on public.users and public.tenants), and, for the
- * application role in the roles isolation mode, the current role the
- * tenant's own role, which can reach no other schema.  All of it
- * transaction-local: COMMIT and ROLLBACK undo it.  In the schema mode the
- * settings are made with SET LOCAL, which a distributed engine passes on
- * to its nodes.  On the owner's connection (crewctl) the role stays.
+ * The statements that make the rest of an open transaction the
+ * tenant's.  The search path becomes the tenant's schema alone,
+ * crewd.tenant_id its id (row-level security on public.users and
+ * public.tenants), and, for the application role in the roles isolation
+ * mode, the current role the tenant's own role, which can reach no other
+ * schema.  All of it transaction-local: COMMIT and ROLLBACK undo it.  In
+ * the schema mode the settings are made with SET LOCAL, which a
+ * distributed engine passes on to its nodes.  On the owner's connection
+ * (crewctl) the role stays.  Filled into sw, which owns the text.
  */
+struct tenant_switch {
+    struct db_statement statements[2];
+    int count;
+    const char *params[3];
+    char id[UUID_TEXT_LEN + 1];
+    char text[2][128];
+};
+
+int tenant_switch_prepare(const struct db *db, const struct tenant *tenant,
+    struct tenant_switch *sw, struct crewd_error *err);
+
+/* Runs the switch inside the open transaction (one round trip). */
 int tenant_context_enter(struct db *db, const struct tenant *tenant,
     struct crewd_error *err);
 
