@@ -38,11 +38,14 @@ first_line(char *dst, size_t size, const char *src)
  * clean check compares the search path with the one the session has
  * now, so it is made here, once.
  */
+/* The one prepared statement of crewd's own on a session. */
+#define CLEAN_CHECK "crewd_clean_check"
+
 static int
 session_setup(struct db *db, struct crewd_error *err)
 {
     PGresult *res;
-    char *path;
+    char *path, *sql;
 
     /* Timestamps leave the server in one known shape (db_timestamp). */
     if (db_run(db, err, "SET TimeZone = 'UTC'", 0, NULL) < 0 ||
@@ -58,17 +61,33 @@ session_setup(struct db *db, struct crewd_error *err)
     if (res == NULL)
         return -1;
     path = PQgetvalue(res, 0, 0);
-    free(db->clean_check);
-    db->clean_check = xasprintf(
+
+    /*
+     * Prepared once: after a request the session is back to its login
+     * role and search path, so the plan stays valid, and the check costs
+     * an execution, not a parse and a plan.
+     */
+    sql = xasprintf(
         "SELECT current_user = session_user"
         " AND coalesce(current_setting('crewd.tenant_id', true), '') = ''"
         " AND current_setting('search_path') = %s"
-        " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements)"
+        " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements"
+        " WHERE name <> '" CLEAN_CHECK "')"
         " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cursors)"
         " AND (pg_catalog.pg_my_temp_schema() = 0"
         " OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class"
         " WHERE relnamespace = pg_catalog.pg_my_temp_schema()))", path);
     PQclear(res);
+    res = PQprepare(db->conn, CLEAN_CHECK, sql, 0, NULL);
+    free(sql);
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        fail_from_result(db, res, err);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    free(db->clean_check);
+    db->clean_check = xstrdup("EXECUTE " CLEAN_CHECK);
     return 0;
 }
 
