@@ -271,12 +271,8 @@ migrate_schema(struct db *db, const char *schema, int target, int *from,
     applied = atoi(PQgetvalue(res, 0, 0));
     PQclear(res);
 
-    /* New tables get their rights by default privileges; this is cheap
-       insurance that a tenant's rights always match its tables. */
-    if (applied > 0 && !template &&
-        db_run(db, err, "SELECT public.crewd_grant_tenant($1)", 1,
-            params) < 0)
-        goto fail;
+    /* New tables get the tenant's rights by the schema's default
+       privileges (public.crewd_grant_tenant); nothing to grant here. */
     if (db_commit(db, err) < 0)
         goto fail;
     return applied;

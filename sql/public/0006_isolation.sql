@@ -79,9 +79,12 @@ BEGIN
 
     -- Unqualified names in the migrations now mean this schema.
     PERFORM set_config('search_path', p_schema, true);
-    EXECUTE format('CREATE TABLE IF NOT EXISTS %I.schema_migrations ('
-        ' version integer PRIMARY KEY, name text NOT NULL,'
-        ' applied_at timestamptz NOT NULL DEFAULT now())', p_schema);
+    IF to_regclass(quote_ident(p_schema) || '.schema_migrations') IS NULL
+    THEN
+        EXECUTE format('CREATE TABLE %I.schema_migrations ('
+            ' version integer PRIMARY KEY, name text NOT NULL,'
+            ' applied_at timestamptz NOT NULL DEFAULT now())', p_schema);
+    END IF;
     EXECUTE format('SELECT coalesce(max(version), 0)'
         ' FROM %I.schema_migrations', p_schema) INTO v_current;
 

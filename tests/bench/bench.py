@@ -183,7 +183,7 @@ class Seed:
             'CREATE TABLE IF NOT EXISTS public.bench_tenants ('
             ' n integer PRIMARY KEY, slug text, id uuid, schema text,'
             ' user_id uuid, agent_id uuid);'
-            'GRANT SELECT ON public.bench_tenants TO crewd')
+            'GRANT SELECT ON public.bench_tenants TO crewd, crewd_tenant')
 
     def grow(self, count):
         """Makes tenants until there are count."""

@@ -181,6 +181,14 @@ class MigrationRolloutTest(MigrateTestCase):
         counts, template = self.versions()
         self.assertEqual(set(counts), {self.base + 2})
         self.assertEqual(template, self.base + 2)
+        # A table a migration adds is the tenant role's to use, by the
+        # schema's default privileges, and no other tenant's.
+        other = self.schema_of(self.slugs[101])
+        self.assertEqual(self.stack.psql(
+            "SELECT has_table_privilege(:'r', :'t', 'SELECT, INSERT'),"
+            " has_table_privilege(:'other', :'t', 'SELECT')",
+            r=schema, other=other, t=schema + '.agent_labels'),
+            [('t', 'f')])
 
     def test_06_status_counts_the_schemas_at_each_version(self):
         proc = self.stack.crewctl('migrate', 'status')
