@@ -99,7 +99,8 @@ ssize_t fcgi_read_stdin(struct fcgi_conn *c, char *buf, size_t n);
  * Sends data (a CGI response: headers, blank line, body) as FCGI_STDOUT
  * records, then the end of the stream and FCGI_END_REQUEST, within
  * timeout seconds.  Returns 0, or -1 with c->error set (the peer went
- * away or stalled).  Never raises SIGPIPE.
+ * away or stalled, or the connection had failed before).  Never raises
+ * SIGPIPE.
  */
 int fcgi_write_response(struct fcgi_conn *c, const void *data, size_t len,
     double timeout);

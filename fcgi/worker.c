@@ -81,8 +81,9 @@ request_id_from(struct arena *a, const char *given)
 /*
  * Reads exactly CONTENT_LENGTH bytes.  Without a length (chunked upload)
  * reads to the end.  More than the cap is a 413 before anything is
- * allocated from the untrusted length; fewer bytes than announced mean
- * the client went away mid-body.
+ * allocated from the untrusted length.  A body that ends before the
+ * length is a 400; a connection that fails mid-body (closed, stalled,
+ * broken records) aborts the request, and no handler runs either way.
  */
 static int
 read_body(struct fcgi_conn *c, struct request *req)
@@ -391,9 +392,10 @@ serve(struct worker *w, struct fcgi_conn *c)
     if (read_body(c, &req) == 0)
         dispatch(&req);
 
+    /* A connection that failed mid-request has nobody to answer. */
     response_serialise(&req, &w->response);
-    if (fcgi_write_response(c, w->response.data, w->response.len,
-            w->conf->fastcgi_timeout) < 0)
+    if (!c->failed && fcgi_write_response(c, w->response.data,
+            w->response.len, w->conf->fastcgi_timeout) < 0)
         log_info("client went away before the response was sent: %s",
             c->error);
 
