@@ -236,6 +236,18 @@ def process_name(pid):
         return None
 
 
+def cpu_ticks(pid):
+    """User and system CPU time of a process in clock ticks; 0 when it
+    is gone."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            stat = f.read()
+    except OSError:
+        return 0
+    fields = stat[stat.rindex(')') + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def process_status(pid):
     """The fields of /proc/PID/status as a dict of strings (VmPeak,
     VmHWM, SigIgn, ...); empty when the process is gone."""
@@ -974,6 +986,22 @@ class Stack:
         return self.psql_value(
             "SELECT db_schema FROM public.tenants WHERE id = :'id'",
             id=tenant_id)
+
+    def tenant_state(self, tenant_id):
+        """What a request of the tenant could change, as one comparable
+        value: a digest of its agents and users, the number of rows of
+        its other tables, and the number of tenants."""
+        tables = ('llm_providers', 'crews', 'crew_agents', 'flows',
+                  'executions', 'tools')
+        return self.psql(
+            "SELECT (SELECT md5(coalesce(string_agg(a::text, ','"
+            " ORDER BY a.id), '')) FROM :\"schema\".agents a),"
+            " (SELECT md5(coalesce(string_agg(u::text, ',' ORDER BY u.id),"
+            " '')) FROM public.users u WHERE u.tenant_id = :'id'), " +
+            ' + '.join('(SELECT count(*) FROM :"schema".%s)' % t
+                       for t in tables) +
+            ", (SELECT count(*) FROM public.tenants)",
+            schema=self.tenant_schema(tenant_id), id=tenant_id)
 
     # -- FastCGI straight to crewd ------------------------------------
 

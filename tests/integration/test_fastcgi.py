@@ -55,19 +55,7 @@ class FastcgiTestCase(StackTestCase):
         self.log_offset = len(self.stack.crewd_log())
 
     def stored_state(self):
-        """Everything a request could have changed, as one value."""
-        return self.stack.psql(
-            "SELECT (SELECT md5(coalesce(string_agg(a::text, ',' ORDER BY"
-            " a.id), '')) FROM :\"schema\".agents a),"
-            " (SELECT md5(coalesce(string_agg(u::text, ',' ORDER BY u.id),"
-            " '')) FROM public.users u WHERE u.tenant_id = :'id'),"
-            " (SELECT count(*) FROM :\"schema\".llm_providers)"
-            " + (SELECT count(*) FROM :\"schema\".crews)"
-            " + (SELECT count(*) FROM :\"schema\".flows)"
-            " + (SELECT count(*) FROM :\"schema\".executions)"
-            " + (SELECT count(*) FROM :\"schema\".tools),"
-            " (SELECT count(*) FROM public.tenants)",
-            schema=self.schema, id=self.t.id)
+        return self.stack.tenant_state(self.t.id)
 
     def log_since(self):
         return self.stack.crewd_log()[self.log_offset:]

@@ -13,6 +13,7 @@ import time
 
 import crewtest
 from crewtest import StackTestCase, pid_alive, wait_for
+from stack import cpu_ticks
 
 LOOP_MAX_REQUESTS = 5000
 LOOP_MAX_SECONDS = 60
@@ -81,18 +82,6 @@ class Call(threading.Thread):
         if self.error is not None:
             raise self.error
         return self.result
-
-
-def cpu_ticks(pid):
-    """User and system CPU time of a process in clock ticks; 0 when it
-    is gone."""
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            stat = f.read()
-    except OSError:
-        return 0
-    fields = stat[stat.rindex(')') + 2:].split()
-    return int(fields[11]) + int(fields[12])
 
 
 class FaultTestCase(StackTestCase):
