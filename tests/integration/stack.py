@@ -990,7 +990,8 @@ class Stack:
     def tenant_state(self, tenant_id):
         """What a request of the tenant could change, as one comparable
         value: a digest of its agents and users, the number of rows of
-        its other tables, and the number of tenants."""
+        its other tables, and the number of tenants.  Read as the
+        superuser, whom no grant or row-level policy limits."""
         tables = ('llm_providers', 'crews', 'crew_agents', 'flows',
                   'executions', 'tools')
         return self.psql(
@@ -1000,7 +1001,7 @@ class Stack:
             " '')) FROM public.users u WHERE u.tenant_id = :'id'), " +
             ' + '.join('(SELECT count(*) FROM :"schema".%s)' % t
                        for t in tables) +
-            ", (SELECT count(*) FROM public.tenants)",
+            ", (SELECT count(*) FROM public.tenants)", superuser=True,
             schema=self.tenant_schema(tenant_id), id=tenant_id)
 
     # -- FastCGI straight to crewd ------------------------------------

@@ -302,7 +302,7 @@ class ContentLengthTest(FastcgiTestCase):
         self.assertJson(resp, 201)
         self.assertEqual(self.stack.psql_value(
             "SELECT count(*) FROM :\"schema\".agents WHERE name = 'Exact'",
-            schema=self.schema), '1')
+            superuser=True, schema=self.schema), '1')
 
     def test_a_body_shorter_than_content_length_is_refused(self):
         body = ('{"name": "Short", "role": "R", "goal": "G"}').encode()

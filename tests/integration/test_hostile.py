@@ -459,7 +459,7 @@ class UuidInPathTest(HostileTestCase):
         self.assertEqual(self.assertJson(resp, 200)['id'], self.agent['id'])
         self.assertEqual(self.stack.psql_value(
             "SELECT goal FROM :\"schema\".agents WHERE id = :'id'",
-            schema=self.stack.tenant_schema(self.t.id),
+            superuser=True, schema=self.stack.tenant_schema(self.t.id),
             id=self.agent['id']), 'Still')
 
     def test_non_canonical_forms_answer_the_unknown_id_404(self):
@@ -701,10 +701,10 @@ class PasswordCostTestCase(HostileTestCase):
         return self.stack.psql(
             "SELECT email, failures, locked_until IS NOT NULL"
             " FROM public.login_throttle WHERE tenant_id = :'id'"
-            " ORDER BY email", id=(tenant or self.t).id)
+            " ORDER BY email", superuser=True, id=(tenant or self.t).id)
 
     def clear_throttle(self):
-        self.stack.psql("DELETE FROM public.login_throttle")
+        self.stack.psql("DELETE FROM public.login_throttle", superuser=True)
 
 
 class PasswordCapTest(PasswordCostTestCase):
