@@ -11,9 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <fcgiapp.h>
+#include <sys/socket.h>
+
 #include <sodium.h>
 
+#include "fastcgi.h"
 #include "handlers.h"
 #include "log.h"
 #include "master.h"
@@ -36,10 +38,11 @@ static int listen_socket = -1;
 static int null_fd = -1;
 
 /*
- * A SIGTERM that lands between the loop's check and accept() would leave
- * the worker asleep in accept() until the next connection.  Putting
- * /dev/null in the listening socket's place closes that window: accept()
- * on it fails at once, and the other processes' sockets are untouched.
+ * A SIGTERM that lands between the loop's check and poll() would leave
+ * the worker asleep until the next connection or sweep.  Putting
+ * /dev/null in the listening socket's place closes that window: poll()
+ * on it returns at once, accept() on it fails, and the other processes'
+ * sockets are untouched.
  */
 static void
 on_stop_signal(int sig)
@@ -47,16 +50,15 @@ on_stop_signal(int sig)
     int saved_errno = errno;
 
     stop_requested = 1;
-    FCGX_ShutdownPending();
     if (listen_socket >= 0 && null_fd >= 0)
         dup2(null_fd, listen_socket);
     errno = saved_errno;
 }
 
 static const char *
-param(FCGX_Request *fr, const char *name)
+param(struct fcgi_conn *c, const char *name)
 {
-    const char *v = FCGX_GetParam(name, fr->envp);
+    const char *v = fcgi_param(c, name);
 
     return v != NULL ? v : "";
 }
@@ -79,15 +81,17 @@ request_id_from(struct arena *a, const char *given)
 /*
  * Reads exactly CONTENT_LENGTH bytes.  Without a length (chunked upload)
  * reads to the end.  More than the cap is a 413 before anything is
- * allocated from the untrusted length; fewer bytes than announced mean
- * the client went away mid-body.
+ * allocated from the untrusted length.  A body that ends before the
+ * length is a 400; a connection that fails mid-body (closed, stalled,
+ * broken records) aborts the request, and no handler runs either way.
  */
 static int
-read_body(FCGX_Request *fr, struct request *req)
+read_body(struct fcgi_conn *c, struct request *req)
 {
-    const char *length_text = param(fr, "CONTENT_LENGTH");
+    const char *length_text = param(c, "CONTENT_LENGTH");
     size_t cap = req->conf->body_max_bytes;
-    size_t want, got = 0;
+    size_t want, got;
+    ssize_t n_read;
     char *body;
 
     req->body = "";
@@ -114,13 +118,12 @@ read_body(FCGX_Request *fr, struct request *req)
         return 0;
 
     body = arena_alloc(req->arena, want + 1);
-    while (got < want) {
-        int n = FCGX_GetStr(body + got, (int)(want - got), fr->in);
-
-        if (n <= 0)
-            break;
-        got += (size_t)n;
+    n_read = fcgi_read_stdin(c, body, want);
+    if (n_read < 0) {
+        log_info("request aborted: %s", c->error);
+        return request_fail(req, 400, "the request body was cut short");
     }
+    got = (size_t)n_read;
 
     if (length_text[0] == '\0' && got > cap)
         return request_fail(req, 413, "the body is larger than %zu bytes",
@@ -301,6 +304,7 @@ struct worker {
     struct buf headers;
     struct buf body;
     struct buf response;
+    struct fcgi_conn *conn;     /* large: allocated once */
 };
 
 static double
@@ -336,8 +340,8 @@ sweep(struct worker *w)
  * Sleeps until a connection waits on the listening socket, sweeping
  * whenever mongodb_provision_interval has passed, so an idle crewd still
  * makes the collections MongoDB's return allows.  Several idle workers
- * may wake for one connection; those that lose the race wait in accept()
- * as they always did.  False: look at the stop flag again.
+ * may wake for one connection; those that lose the race find nothing to
+ * accept and come back here.  False: look at the stop flag again.
  */
 static bool
 connection_waiting(struct worker *w, int listen_fd)
@@ -364,8 +368,9 @@ elapsed_ms(const struct timespec *start)
         (double)(now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
+/* One request on a connection whose head was read. */
 static void
-serve(struct worker *w, FCGX_Request *fr)
+serve(struct worker *w, struct fcgi_conn *c)
 {
     struct request req;
     struct timespec start;
@@ -385,30 +390,91 @@ serve(struct worker *w, FCGX_Request *fr)
     buf_reset(&w->response);
     error_clear(&req.err);
 
-    req.request_id = request_id_from(w->arena, param(fr, "REQUEST_ID"));
-    req.method = param(fr, "REQUEST_METHOD");
-    req.path = param(fr, "DOCUMENT_URI");
-    req.query = param(fr, "QUERY_STRING");
-    req.remote_addr = param(fr, "REMOTE_ADDR");
-    req.user_agent = param(fr, "HTTP_USER_AGENT");
-    req.content_type = param(fr, "CONTENT_TYPE");
-    req.if_match = param(fr, "HTTP_IF_MATCH");
-    req.authorization = param(fr, "HTTP_AUTHORIZATION");
-    req.tenant_slug = param(fr, "TENANT_SLUG");
-    req.server_port = param(fr, "SERVER_PORT");
+    req.request_id = request_id_from(w->arena, param(c, "REQUEST_ID"));
+    req.method = param(c, "REQUEST_METHOD");
+    req.path = param(c, "DOCUMENT_URI");
+    req.query = param(c, "QUERY_STRING");
+    req.remote_addr = param(c, "REMOTE_ADDR");
+    req.user_agent = param(c, "HTTP_USER_AGENT");
+    req.content_type = param(c, "CONTENT_TYPE");
+    req.if_match = param(c, "HTTP_IF_MATCH");
+    req.authorization = param(c, "HTTP_AUTHORIZATION");
+    req.tenant_slug = param(c, "TENANT_SLUG");
+    req.server_port = param(c, "SERVER_PORT");
     log_set_context(req.request_id, req.tenant_slug);
 
-    if (read_body(fr, &req) == 0)
+    if (read_body(c, &req) == 0)
         dispatch(&req);
 
+    /* A connection that failed mid-request has nobody to answer. */
     response_serialise(&req, &w->response);
-    if (FCGX_PutStr(w->response.data, (int)w->response.len, fr->out) < 0)
-        log_info("client went away before the response was sent");
+    if (!c->failed && fcgi_write_response(c, w->response.data,
+            w->response.len, w->conf->fastcgi_timeout) < 0)
+        log_info("client went away before the response was sent: %s",
+            c->error);
 
     /* Faults were logged where they happened; this is the summary. */
     status = req.err.status != 0 ? req.err.status : req.status;
     log_info("%s %s -> %d in %.1f ms", req.method, req.path, status,
         elapsed_ms(&start));
+}
+
+/*
+ * A connection, start to end.  A peer that breaks the protocol or
+ * stalls costs this connection only: it is logged and closed, and the
+ * worker takes the next one.
+ */
+static void
+serve_connection(struct worker *w, int fd)
+{
+    fcgi_conn_start(w->conn, fd, w->conf->fastcgi_timeout);
+    if (fcgi_read_head(w->conn, w->arena) == 0)
+        serve(w, w->conn);
+    else if (w->conn->received == 0 && !w->conn->timed_out)
+        /* A probe that only checks the socket accepts: not news. */
+        log_debug("FastCGI connection closed before a request: %s",
+            w->conn->error);
+    else
+        log_warn("FastCGI connection closed before a request: %s",
+            w->conn->error);
+    close(fd);
+}
+
+/*
+ * Takes a waiting connection.  The listening socket is non-blocking, so
+ * a worker that lost the race for it returns to its poll at once.
+ * Returns the connection, or -1 to look at the stop flag again.
+ */
+static int
+accept_connection(int listen_fd)
+{
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (fd >= 0 || stop_requested)
+        return fd;
+
+    switch (errno) {
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+    case EINTR:
+    case ECONNABORTED:
+        return -1;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM: {
+        /* Out of descriptors or memory for now: do not spin on it. */
+        struct timespec pause = { 0, 100 * 1000 * 1000 };
+
+        log_warn("could not accept a connection: %s", strerror(errno));
+        nanosleep(&pause, NULL);
+        return -1;
+    }
+    default:
+        fatal("could not accept a connection: %s", strerror(errno));
+    }
 }
 
 void
@@ -417,7 +483,7 @@ worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
 {
     struct worker w;
     struct crewd_error err;
-    FCGX_Request fr;
+    int flags;
 
     listen_socket = listen_fd;
     null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -428,6 +494,7 @@ worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
     w.conf = conf;
     w.secret = secret;
     w.arena = arena_new(64 * 1024);
+    w.conn = xmalloc(sizeof(*w.conn));
 
     error_clear(&err);
     if (password_init(conf, &err) < 0)
@@ -443,26 +510,28 @@ worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
     if (w.mongo == NULL)
         fatal("%s", err.detail);
 
-    if (FCGX_Init() != 0 ||
-        FCGX_InitRequest(&fr, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
-        fatal("could not initialise libfcgi");
+    /* Shared by every worker (one open file): each sets the same flag. */
+    flags = fcntl(listen_fd, F_GETFL);
+    if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        fatal("could not make the listening socket non-blocking: %s",
+            strerror(errno));
 
     while (!stop_requested) {
+        int fd;
+
         if (!connection_waiting(&w, listen_fd))
             continue;
-        if (FCGX_Accept_r(&fr) < 0) {
-            if (stop_requested || errno == EINTR)
-                continue;
-            fatal("could not accept a connection: %s", strerror(errno));
-        }
+        fd = accept_connection(listen_fd);
+        if (fd < 0)
+            continue;
 
-        serve(&w, &fr);
-        FCGX_Finish_r(&fr);
+        serve_connection(&w, fd);
         arena_reset(w.arena);
         log_set_context(NULL, NULL);
     }
 
     log_debug("worker stopping");
+    free(w.conn);
     db_close(&w.db);
     mongo_close(w.mongo);
     arena_free(w.arena);

@@ -64,6 +64,9 @@ static const struct conf_key conf_keys[] = {
     KEY(password_ops_limit, CONF_ULL, 1, 1000),
     KEY(password_mem_limit, CONF_SIZE, 8192, 4LL << 30),
     KEY(body_max_bytes, CONF_SIZE, 1024, 64LL << 20),
+    KEY(fastcgi_timeout, CONF_INT, 1, 300),
+    KEY(login_max_failures, CONF_INT, 1, 1000),
+    KEY(login_failure_window, CONF_INT, 1, 86400),
     KEY(log_level, CONF_LOG_LEVEL, 0, 0),
     KEY(pid_file, CONF_STRING, 0, 0),
     KEY(audit_shipper, CONF_BOOL, 0, 0),
@@ -114,6 +117,9 @@ conf_defaults(struct crewd_conf *conf)
     conf->password_ops_limit = 2;
     conf->password_mem_limit = 64u << 20;
     conf->body_max_bytes = 1u << 20;
+    conf->fastcgi_timeout = 30;
+    conf->login_max_failures = 10;
+    conf->login_failure_window = 900;
     conf->log_level = LOG_INFO;
     conf->audit_shipper = true;
     conf->audit_sweep_interval = 60;

@@ -58,6 +58,13 @@ struct crewd_conf {
     unsigned long long password_ops_limit;
     size_t password_mem_limit;
     size_t body_max_bytes;
+    /* Seconds nginx gets to send a whole request over the FastCGI
+       socket, and again to take the whole response. */
+    int fastcgi_timeout;
+    /* Failed logins of one e-mail in a tenant within the window that
+       lock further attempts for the window (429). */
+    int login_max_failures;
+    int login_failure_window;           /* seconds */
     int log_level;                      /* enum log_level */
     char pid_file[CONF_PATH_MAX];       /* empty: none */
     /* The audit shipper: run by the master, or not (its own unit). */

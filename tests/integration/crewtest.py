@@ -117,6 +117,24 @@ class StackTestCase(unittest.TestCase):
         b.pop('request_id', None)
         self.assertEqual(a, b)
 
+    def snapshot(self, tenant):
+        """What a hostile request must leave as it was: crewd's master
+        and worker pids, and the tenant's stored data."""
+        return self.stack.crewd_pids(), self.stack.tenant_state(tenant.id)
+
+    def assertUnharmed(self, snapshot, tenant):
+        """No crewd process died or was replaced, every worker still
+        answers (twice as many requests as workers, through nginx), and
+        the tenant's stored data is as in snapshot."""
+        pids, state = snapshot
+        self.assertEqual(self.stack.crewd_pids(), pids)
+        for _ in range(2 * len(pids[1])):
+            resp = self.stack.request('GET', '/api/v1/agents',
+                                      host=tenant.slug, token=tenant.token)
+            self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(self.stack.crewd_pids(), pids)
+        self.assertEqual(self.stack.tenant_state(tenant.id), state)
+
     def assertUuid(self, value):
         self.assertIsInstance(value, str)
         self.assertRegex(value, UUID_RE)

@@ -40,6 +40,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import time
@@ -235,6 +236,30 @@ def process_name(pid):
         return None
 
 
+def cpu_ticks(pid):
+    """User and system CPU time of a process in clock ticks; 0 when it
+    is gone."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            stat = f.read()
+    except OSError:
+        return 0
+    fields = stat[stat.rindex(')') + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def process_status(pid):
+    """The fields of /proc/PID/status as a dict of strings (VmPeak,
+    VmHWM, SigIgn, ...); empty when the process is gone."""
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    return dict((key, value.strip()) for key, _, value in
+                (line.partition(':') for line in lines))
+
+
 # What crewd's audit shipper calls itself; its workers keep "crewd".
 SHIPPER_NAME = 'crewd-shipper'
 
@@ -301,11 +326,85 @@ class _Connection(http.client.HTTPSConnection):
             sock, server_hostname=self._server_name)
 
 
+def _cgi_response(method, path, host, output):
+    """A Response from a CGI response (Status: line, headers, body)."""
+    head, sep, body = output.partition(b'\r\n\r\n')
+    msg = email.message.Message()
+    status, reason = 0, ''
+    if sep:
+        for line in head.decode('latin-1').split('\r\n'):
+            key, _, value = line.partition(':')
+            if key.lower() == 'status':
+                code, _, reason = value.strip().partition(' ')
+                status = int(code)
+            else:
+                msg[key] = value.strip()
+    return Response(method, path, host, status, reason, msg, body)
+
+
+
 def _tls_context():
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+# ---------------------------------------------------------------------
+# FastCGI, straight to crewd's socket (what nginx would send, or not).
+# ---------------------------------------------------------------------
+
+FCGI_BEGIN_REQUEST = 1
+FCGI_ABORT_REQUEST = 2
+FCGI_END_REQUEST = 3
+FCGI_PARAMS = 4
+FCGI_STDIN = 5
+FCGI_STDOUT = 6
+FCGI_GET_VALUES = 9
+FCGI_GET_VALUES_RESULT = 10
+FCGI_UNKNOWN_TYPE = 11
+
+
+def fcgi_record(rtype, request_id, content=b'', padding=0, version=1):
+    """One record; nothing is checked, so it can be as wrong as asked."""
+    return struct.pack('>BBHHBB', version, rtype, request_id, len(content),
+                       padding, 0) + content + b'\0' * padding
+
+
+def fcgi_begin(request_id=1, role=1, flags=0):
+    return fcgi_record(FCGI_BEGIN_REQUEST, request_id,
+                       struct.pack('>HB5x', role, flags))
+
+
+def fcgi_pairs(params):
+    """Name-value pairs (a dict or a list of pairs, str or bytes)."""
+    def length(n):
+        return bytes([n]) if n < 128 else struct.pack('>I', n | 1 << 31)
+    out = b''
+    for name, value in (params.items() if isinstance(params, dict)
+                        else params):
+        name = name.encode() if isinstance(name, str) else name
+        value = value.encode() if isinstance(value, str) else value
+        out += length(len(name)) + length(len(value)) + name + value
+    return out
+
+
+def fcgi_stream(rtype, data, request_id=1):
+    """data as records of at most 65535 bytes, then the empty record."""
+    return b''.join(fcgi_record(rtype, request_id, data[i:i + 65535])
+                    for i in range(0, len(data), 65535)) + \
+        fcgi_record(rtype, request_id)
+
+
+def fcgi_records(data):
+    """The records in data as (type, request id, content) tuples."""
+    records = []
+    while len(data) >= 8:
+        _, rtype, rid, length, padding, _ = struct.unpack('>BBHHBB',
+                                                           data[:8])
+        records.append((rtype, rid, data[8:8 + length]))
+        data = data[8 + length + padding:]
+    return records
 
 
 # ---------------------------------------------------------------------
@@ -318,10 +417,15 @@ class Stack:
     workers: crewd's prefork workers.  conf: crewd configuration keys
     that replace the test defaults (e.g. signup_enabled=False).  mongo:
     start the local MongoDB-protocol server (unless conf names a
-    mongodb_uri); False leaves MongoDB unconfigured.
+    mongodb_uri); False leaves MongoDB unconfigured.  login_rate and
+    login_burst: nginx's login limit per client (by default too high to
+    matter).  crewd_stderr: where crewd's log goes instead of crewd.log
+    (e.g. /dev/full).
     """
 
-    def __init__(self, workers=2, name='crewd', mongo=True, **conf):
+    def __init__(self, workers=2, name='crewd', mongo=True,
+                 login_rate='6000r/m', login_burst=1000, crewd_stderr=None,
+                 **conf):
         self.tools = find_tools()
         self.name = name
         self.root = os.geteuid() == 0
@@ -334,6 +438,9 @@ class Stack:
         self.pg_running = False
         self.closed = False
         self.workers = workers
+        self.login_rate = login_rate
+        self.login_burst = login_burst
+        self.crewd_stderr = crewd_stderr
         self.conf_overrides = conf
         self.conf = {}
         self._tls = _tls_context()
@@ -513,7 +620,8 @@ class Stack:
                 '--cert', self.cert, '--key', self.key,
                 '--prefix', self.nginx_prefix,
                 '--listen-addr', '127.0.0.1',
-                '--login-rate', '6000r/m', '--login-burst', '1000',
+                '--login-rate', self.login_rate,
+                '--login-burst', str(self.login_burst),
                 # The suite signs hundreds of tenants up in a few minutes.
                 '--signup-rate', '6000r/m', '--signup-burst', '1000',
                 '--params', self.tools['params']]
@@ -707,7 +815,7 @@ class Stack:
 
     def start_crewd(self):
         listen = self.conf['listen']
-        with open(self.crewd_log_path, 'ab') as log:
+        with open(self.crewd_stderr or self.crewd_log_path, 'ab') as log:
             self.crewd = subprocess.Popen(
                 [self.tools['crewd'], '-c', self.conf_path],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -893,6 +1001,90 @@ class Stack:
         return self.psql_value(
             "SELECT db_schema FROM public.tenants WHERE id = :'id'",
             id=tenant_id)
+
+    def tenant_state(self, tenant_id):
+        """What a request of the tenant could change, as one comparable
+        value: a digest of its agents and users, the number of rows of
+        its other tables, and the number of tenants.  Read as the
+        superuser, whom no grant or row-level policy limits."""
+        tables = ('llm_providers', 'crews', 'crew_agents', 'flows',
+                  'executions', 'tools')
+        return self.psql(
+            "SELECT (SELECT md5(coalesce(string_agg(a::text, ','"
+            " ORDER BY a.id), '')) FROM :\"schema\".agents a),"
+            " (SELECT md5(coalesce(string_agg(u::text, ',' ORDER BY u.id),"
+            " '')) FROM public.users u WHERE u.tenant_id = :'id'), " +
+            ' + '.join('(SELECT count(*) FROM :"schema".%s)' % t
+                       for t in tables) +
+            ", (SELECT count(*) FROM public.tenants)", superuser=True,
+            schema=self.tenant_schema(tenant_id), id=tenant_id)
+
+    # -- FastCGI straight to crewd ------------------------------------
+
+    def fcgi_send(self, data, timeout=10, close_write=True):
+        """Connects to crewd's socket, sends data and returns every byte
+        crewd sends back until it closes the connection (socket.timeout
+        if it does not within timeout seconds)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.conf['listen'])
+            try:
+                s.sendall(data)
+                if close_write:
+                    s.shutdown(socket.SHUT_WR)
+            except (BrokenPipeError, ConnectionResetError):
+                pass    # crewd closed first; what it sent is still read
+            out = b''
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    return out
+                out += chunk
+            return out
+
+    def fcgi_params(self, method, path, host=None, token=None, body=b'',
+                    content_type='application/json'):
+        """The parameters nginx would send for this request."""
+        path, _, query = path.partition('?')
+        params = {
+            'REQUEST_METHOD': method, 'DOCUMENT_URI': path,
+            'REQUEST_URI': path + ('?' + query if query else ''),
+            'QUERY_STRING': query, 'CONTENT_TYPE': content_type if body
+            else '', 'CONTENT_LENGTH': str(len(body)) if body else '',
+            'SERVER_PROTOCOL': 'HTTP/1.1', 'REMOTE_ADDR': '127.0.0.1',
+            'SERVER_PORT': str(self.https_port),
+            'REQUEST_ID': os.urandom(16).hex(),
+            'TENANT_SLUG': '' if host is None else host,
+        }
+        if token is not None:
+            params['HTTP_AUTHORIZATION'] = 'Bearer ' + token
+        return params
+
+    def fcgi_request(self, method, path, host=None, token=None, json=None,
+                     body=b'', params=None, stdin=None, timeout=10):
+        """A request sent to crewd as nginx would, with params changed
+        (None removes one) and stdin (the body's records) replaced if
+        given.  Returns the response (status 0 when crewd closed the
+        connection without one) and the raw bytes."""
+        if json is not None:
+            body = jsonlib.dumps(json).encode()
+        all_params = self.fcgi_params(method, path, host, token, body)
+        for name, value in (params or {}).items():
+            if value is None:
+                all_params.pop(name, None)
+            else:
+                all_params[name] = value
+        data = fcgi_begin() + fcgi_stream(FCGI_PARAMS,
+                                          fcgi_pairs(all_params))
+        data += fcgi_stream(FCGI_STDIN, body) if stdin is None else stdin
+        raw = self.fcgi_send(data, timeout)
+        return _cgi_response(method, path, host,
+                             b''.join(content for rtype, _, content
+                                      in fcgi_records(raw)
+                                      if rtype == FCGI_STDOUT)), raw
 
     # -- stop ----------------------------------------------------------
 

@@ -4,6 +4,7 @@ Every request loop is bounded in count and time, and all traffic goes
 to nginx on 127.0.0.1."""
 
 import os
+import resource
 import signal
 import socket
 import ssl
@@ -13,6 +14,13 @@ import time
 
 import crewtest
 from crewtest import StackTestCase, pid_alive, wait_for
+from stack import (FCGI_END_REQUEST, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT,
+                   cpu_ticks, fcgi_begin, fcgi_pairs, fcgi_records,
+                   fcgi_stream, process_status)
+
+# How long a request may take, at worst, while PostgreSQL restarts: far
+# below nginx's fastcgi_read_timeout (30 s) and the clients' 15 s.
+RESTART_REQUEST_MAX_SECONDS = 5
 
 LOOP_MAX_REQUESTS = 5000
 LOOP_MAX_SECONDS = 60
@@ -20,7 +28,8 @@ LOOP_MAX_SECONDS = 60
 
 class RequestLoop(threading.Thread):
     """GETs the tenant's agents until stopped, at most LOOP_MAX_REQUESTS
-    times and LOOP_MAX_SECONDS long, keeping every response."""
+    times and LOOP_MAX_SECONDS long, keeping every response and how long
+    each request took."""
 
     def __init__(self, stack, tenant):
         super().__init__(daemon=True)
@@ -29,17 +38,20 @@ class RequestLoop(threading.Thread):
         self.stopping = threading.Event()
         self.responses = []
         self.errors = []
+        self.durations = []
 
     def run(self):
         deadline = time.monotonic() + LOOP_MAX_SECONDS
         while (not self.stopping.is_set() and time.monotonic() < deadline
                and len(self.responses) < LOOP_MAX_REQUESTS):
+            started = time.monotonic()
             try:
                 self.responses.append(self.stack.request(
                     'GET', '/api/v1/agents', host=self.tenant.slug,
                     token=self.tenant.token, timeout=15))
             except OSError as e:
                 self.errors.append(e)
+            self.durations.append(time.monotonic() - started)
 
     def stop(self):
         self.stopping.set()
@@ -81,18 +93,6 @@ class Call(threading.Thread):
         if self.error is not None:
             raise self.error
         return self.result
-
-
-def cpu_ticks(pid):
-    """User and system CPU time of a process in clock ticks; 0 when it
-    is gone."""
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            stat = f.read()
-    except OSError:
-        return 0
-    fields = stat[stat.rindex(')') + 2:].split()
-    return int(fields[11]) + int(fields[12])
 
 
 class FaultTestCase(StackTestCase):
@@ -169,6 +169,53 @@ class WorkerFaultTest(FaultTestCase):
         self.assertEqual(set(got[1]) & set(workers), set(workers) - {victim})
         self.assertAllOk([self.get() for _ in range(10)])
 
+    def kill_under_load(self, sig):
+        """Kills a worker with sig while two clients keep asking; returns
+        the clients' responses and the replacement's pid."""
+        master, workers = self.stack.crewd_pids()
+        victim = workers[0]
+        offset = len(self.stack.crewd_log())
+        # A dying worker dumps no core anywhere.
+        resource.prlimit(victim, resource.RLIMIT_CORE, (0, 0))
+        loops = [RequestLoop(self.stack, self.tenant) for _ in range(2)]
+        for loop in loops:
+            loop.start()
+        time.sleep(0.5)
+        os.kill(victim, sig)
+
+        def replaced():
+            m, w = self.stack.crewd_pids()
+            return w if victim not in w and len(w) == len(workers) else None
+        new_workers = wait_for(replaced, 10)
+        time.sleep(1)
+        for loop in loops:
+            loop.stop()
+
+        self.assertTrue(new_workers, 'no replacement for worker %d' % victim)
+        self.assertEqual(self.stack.crewd_pids()[0], master)
+        self.assertEqual(set(new_workers) & set(workers),
+                         set(workers) - {victim})
+        self.assertTrue(self.wait_logged(
+            offset, 'worker %d killed by signal %d; replacing it' % (
+                victim, sig), 5), self.crewd_log_since(offset))
+        responses = [r for loop in loops for r in loop.responses]
+        self.assertEqual([e for loop in loops for e in loop.errors], [])
+        self.assertGreater(len(responses), 20)
+        # The victim's request in flight, if it had one, is all it cost.
+        failed = [r for r in responses if r.status != 200]
+        self.assertLessEqual(len(failed), 1, failed)
+        for resp in failed:
+            self.assertProblem(resp, 503)
+        for loop in loops:
+            self.assertEqual(loop.responses[-1].status, 200)
+        self.assertAllOk([self.get() for _ in range(2 * len(workers))])
+
+    def test_a_worker_that_segfaults_under_load_is_replaced(self):
+        self.kill_under_load(signal.SIGSEGV)
+
+    def test_a_worker_killed_under_load_is_replaced(self):
+        self.kill_under_load(signal.SIGKILL)
+
     def test_sighup_replaces_the_workers_and_no_request_fails(self):
         master, workers = self.stack.crewd_pids()
         with RequestLoop(self.stack, self.tenant) as loop:
@@ -213,6 +260,35 @@ class DatabaseFaultTest(FaultTestCase):
             if resp.status == 503:
                 self.assertProblem(resp, 503)
         self.assertEqual(loop.responses[-1].status, 200)
+        self.assertEqual(self.stack.crewd_pids(), (master, workers))
+
+    def test_postgres_restart_under_concurrent_load_hangs_nothing(self):
+        master, workers = self.stack.crewd_pids()
+        loops = [RequestLoop(self.stack, self.tenant) for _ in range(4)]
+        for loop in loops:
+            loop.start()
+        time.sleep(0.5)
+        self.stack.restart_postgres(mode='fast')
+        recovered = self.wait_serving(10)
+        time.sleep(0.5)
+        for loop in loops:
+            loop.stop()
+
+        self.assertTrue(recovered, 'no 200 within 10 s of the restart')
+        self.assertEqual([e for loop in loops for e in loop.errors], [])
+        responses = [r for loop in loops for r in loop.responses]
+        self.assertGreater(len(responses), 40)
+        statuses = {r.status for r in responses}
+        self.assertTrue(statuses <= {200, 503}, statuses)
+        for resp in responses:
+            if resp.status == 503:
+                self.assertProblem(resp, 503)
+                retry = resp.headers.get('Retry-After', '')
+                self.assertTrue(retry.isdigit() and int(retry) > 0, resp)
+        for loop in loops:
+            self.assertEqual(loop.responses[-1].status, 200)
+        slowest = max(d for loop in loops for d in loop.durations)
+        self.assertLess(slowest, RESTART_REQUEST_MAX_SECONDS)
         self.assertEqual(self.stack.crewd_pids(), (master, workers))
 
     def test_postgres_down_answers_503_then_recovers(self):
@@ -399,6 +475,47 @@ class ClientDisconnectTest(FaultTestCase):
                              path, host, self.stack.https_port,
                              self.big.token)).encode())
 
+    def test_every_crewd_process_ignores_sigpipe(self):
+        master, workers = self.stack.crewd_pids()
+        for pid in [master] + workers + self.stack.shipper_pids():
+            ignored = int(process_status(pid)['SigIgn'], 16)
+            self.assertTrue(ignored & 1 << (signal.SIGPIPE - 1), pid)
+
+    def test_a_peer_that_closes_the_socket_mid_response_costs_nothing(self):
+        master, workers = self.stack.crewd_pids()
+        offset = len(self.stack.crewd_log())
+        params = self.stack.fcgi_params('GET', self.BIG_LIST, self.big.slug,
+                                        self.big.token)
+        request = fcgi_begin() + fcgi_stream(FCGI_PARAMS,
+                                             fcgi_pairs(params)) + \
+            fcgi_stream(FCGI_STDIN, b'')
+
+        for _ in range(5):
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(10)
+                s.connect(self.stack.conf['listen'])
+                s.sendall(request)
+                first = s.recv(100)
+                self.assertEqual(first[:2], b'\x01\x06')  # STDOUT
+        gone = 'client went away before the response was sent'
+        self.assertTrue(wait_for(
+            lambda: self.crewd_log_since(offset).count(gone) >= 5, 10),
+            self.crewd_log_since(offset))
+
+        # A reader that stays gets the whole list, as ever.
+        resp, raw = self.stack.fcgi_request('GET', self.BIG_LIST,
+                                            host=self.big.slug,
+                                            token=self.big.token)
+        self.assertEqual(len(self.assertJson(resp, 200)['items']),
+                         self.AGENTS)
+        self.assertEqual(fcgi_records(raw)[-1],
+                         (FCGI_END_REQUEST, 1, b'\0' * 8))
+        self.assertGreater(sum(1 for r in fcgi_records(raw)
+                               if r[0] == FCGI_STDOUT), 40)
+        self.assertAllOk([self.get() for _ in range(2 * len(workers))])
+        self.assertEqual(self.stack.crewd_pids(), (master, workers))
+        self.assertNotIn('replacing it', self.crewd_log_since(offset))
+
     def test_a_client_that_disconnects_mid_response_costs_nothing(self):
         master, workers = self.stack.crewd_pids()
         offset = len(self.stack.crewd_log())
@@ -425,6 +542,102 @@ class ClientDisconnectTest(FaultTestCase):
         log = self.crewd_log_since(offset)
         self.assertIn('client went away before the response was sent', log)
         self.assertNotIn('replacing it', log)
+
+
+class LogDiskFullTest(FaultTestCase):
+    # A stack of its own whose log (stderr) is /dev/full: every write
+    # fails with ENOSPC, as on a full disk.
+    stack_options = {'crewd_stderr': '/dev/full'}
+
+    def test_crewd_logs_into_a_full_disk(self):
+        master, workers = self.stack.crewd_pids()
+        for pid in [master] + workers:
+            self.assertEqual(os.readlink('/proc/%d/fd/2' % pid), '/dev/full')
+
+    def test_the_server_keeps_answering_with_its_log_disk_full(self):
+        master, workers = self.stack.crewd_pids()
+        t = self.stack.new_tenant('full')
+        call = lambda *a, **kw: self.stack.request(*a, host=t.slug,
+                                                   token=t.token, **kw)
+        created = self.assertJson(call('POST', '/api/v1/agents', json={
+            'name': 'Logged nowhere', 'role': 'R', 'goal': 'G'}), 201)
+        self.assertEqual(self.assertJson(call(
+            'GET', '/api/v1/agents/' + created['id']), 200), created)
+        self.assertProblem(call('POST', '/api/v1/agents', json={}), 422)
+        self.assertProblem(call('GET', '/api/v1/agents/' +
+                                crewtest.random_uuid()), 404)
+        self.assertProblem(self.stack.request(
+            'GET', '/api/v1/agents', host=t.slug, token='x.y.z'), 401)
+        self.assertAllOk([call('GET', '/api/v1/agents')
+                          for _ in range(4 * len(workers))])
+        self.assertEqual(self.stack.crewd_pids(), (master, workers))
+
+    def test_a_worker_dies_and_is_replaced_with_the_log_disk_full(self):
+        master, workers = self.stack.crewd_pids()
+        os.kill(workers[0], signal.SIGKILL)
+
+        def replaced():
+            w = self.stack.crewd_pids()[1]
+            return w if workers[0] not in w and len(w) == len(workers) \
+                else None
+        self.assertTrue(wait_for(replaced, 10))
+        self.assertAllOk([self.get() for _ in range(4 * len(workers))])
+        self.assertEqual(self.stack.crewd_pids()[0], master)
+
+
+LOG_FIFO = os.path.join('/tmp', 'crewd-test-log-%d.fifo' % os.getpid())
+
+
+class LogPipeClosedTest(FaultTestCase):
+    """crewd's log is a pipe (as under a supervisor) whose reader goes
+    away: each log line then raises SIGPIPE, which every crewd process
+    ignores."""
+    stack_options = {'crewd_stderr': LOG_FIFO}
+
+    @classmethod
+    def setUpClass(cls):
+        if os.path.exists(LOG_FIFO):
+            os.unlink(LOG_FIFO)
+        os.mkfifo(LOG_FIFO, 0o600)
+        cls.reader = os.open(LOG_FIFO, os.O_RDONLY | os.O_NONBLOCK)
+        cls.reading = threading.Event()
+        cls.reading.set()
+        cls.drain = threading.Thread(target=cls.drain_log, daemon=True)
+        cls.drain.start()
+        try:
+            super().setUpClass()
+        finally:
+            os.unlink(LOG_FIFO)
+
+    @classmethod
+    def drain_log(cls):
+        while cls.reading.is_set():
+            try:
+                os.read(cls.reader, 65536)
+            except BlockingIOError:
+                time.sleep(0.01)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stop_reading()
+        super().tearDownClass()
+
+    @classmethod
+    def stop_reading(cls):
+        if cls.reading.is_set():
+            cls.reading.clear()
+            cls.drain.join(5)
+            os.close(cls.reader)
+
+    def test_the_server_keeps_answering_when_its_log_pipe_closes(self):
+        master, workers = self.stack.crewd_pids()
+        self.stop_reading()
+        t = self.stack.new_tenant('pipe')
+        self.assertJson(self.stack.request(
+            'POST', '/api/v1/agents', host=t.slug, token=t.token,
+            json={'name': 'Unheard', 'role': 'R', 'goal': 'G'}), 201)
+        self.assertAllOk([self.get() for _ in range(4 * len(workers))])
+        self.assertEqual(self.stack.crewd_pids(), (master, workers))
 
 
 if __name__ == '__main__':

@@ -48,6 +48,9 @@ test_defaults(void)
     CU_ASSERT_EQUAL(conf.body_max_bytes, 1u << 20);
     CU_ASSERT_TRUE(conf.signup_enabled);
     CU_ASSERT_EQUAL(conf.listen_mode, 0660);
+    CU_ASSERT_EQUAL(conf.fastcgi_timeout, 30);
+    CU_ASSERT_EQUAL(conf.login_max_failures, 10);
+    CU_ASSERT_EQUAL(conf.login_failure_window, 900);
 }
 
 static void
@@ -94,6 +97,11 @@ test_out_of_range_numbers_are_refused(void)
     CU_ASSERT_EQUAL(load(&conf, "listen_mode = 0999\n", &err), -1);
     CU_ASSERT_EQUAL(load(&conf, "signup_enabled = maybe\n", &err), -1);
     CU_ASSERT_EQUAL(load(&conf, "log_level = loud\n", &err), -1);
+    CU_ASSERT_EQUAL(load(&conf, "fastcgi_timeout = 0\n", &err), -1);
+    CU_ASSERT_EQUAL(load(&conf, "fastcgi_timeout = 301\n", &err), -1);
+    CU_ASSERT_EQUAL(load(&conf, "login_max_failures = 0\n", &err), -1);
+    CU_ASSERT_EQUAL(load(&conf, "login_failure_window = 86401\n", &err),
+        -1);
 }
 
 static void

@@ -12,6 +12,7 @@ void register_audit_tests(void);
 void register_conf_tests(void);
 void register_flowdef_tests(void);
 void register_executions_tests(void);
+void register_fastcgi_tests(void);
 void register_imageref_tests(void);
 void register_json_tests(void);
 void register_mongo_tests(void);

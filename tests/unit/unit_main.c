@@ -46,6 +46,7 @@ main(void)
     register_conf_tests();
     register_flowdef_tests();
     register_executions_tests();
+    register_fastcgi_tests();
     register_imageref_tests();
     register_json_tests();
     register_mongo_tests();
