@@ -173,7 +173,7 @@ authenticate(struct request *req)
  */
 struct authorisation {
     struct db_statement statement;
-    const char *params[3];
+    const char *params[2];
     char version[24];
 };
 
@@ -183,18 +183,16 @@ authorise_statement(struct request *req, struct authorisation *a)
     snprintf(a->version, sizeof(a->version), "%lld",
         (long long)req->auth.version);
     a->params[0] = req->auth.user_id;
-    a->params[1] = req->tenant->id;
-    a->params[2] = a->version;
+    a->params[1] = a->version;
+    /* The tenant is the transaction's (sql/public/0008_authorise.sql). */
     a->statement = (struct db_statement){
-        "SELECT role FROM public.users"
-        " WHERE id = $1 AND tenant_id = $2 AND is_active"
-        " AND token_version = $3", 3, a->params };
+        "SELECT public.crewd_user_role($1, $2)", 2, a->params };
 }
 
 static int
 authorise(struct request *req, const PGresult *res)
 {
-    if (PQntuples(res) == 0) {
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
         response_header(req, "WWW-Authenticate",
             "Bearer error=\"invalid_token\"");
         return request_fail(req, 401, "invalid or expired token");
