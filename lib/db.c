@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,72 @@
 
 static void fail_from_result(struct db *db, const PGresult *res,
     struct crewd_error *err);
+
+struct db_prepared {
+    uint64_t hash;
+    char *sql;
+};
+
+static uint64_t
+sql_hash(const char *sql)
+{
+    uint64_t h = 1469598103934665603u;
+
+    for (; *sql != '\0'; sql++) {
+        h ^= (unsigned char)*sql;
+        h *= 1099511628211u;
+    }
+    return h;
+}
+
+static void
+prepared_forget(struct db *db)
+{
+    for (unsigned i = 0; i < db->prepared_count; i++)
+        free(db->prepared[i].sql);
+    db->prepared_count = 0;
+    db->prepared_generation = db->generation;
+}
+
+/*
+ * The name sql is prepared under on this connection, preparing it now if
+ * it is new; NULL when it cannot be (the table is full, or the server
+ * refused: the unnamed execution that follows reports why).  Linear in
+ * the number prepared, each compared by hash first: a few hundred at
+ * most, next to a round trip.
+ */
+static const char *
+prepared_name(struct db *db, const char *sql, int nparams, char *name,
+    size_t size)
+{
+    uint64_t hash = sql_hash(sql);
+    PGresult *res;
+    bool ok;
+
+    if (db->prepared_generation != db->generation)
+        prepared_forget(db);
+    for (unsigned i = 0; i < db->prepared_count; i++)
+        if (db->prepared[i].hash == hash &&
+            strcmp(db->prepared[i].sql, sql) == 0) {
+            snprintf(name, size, DB_PREPARED_PREFIX "%u", i);
+            return name;
+        }
+    if (db->prepared_count == DB_PREPARED_MAX)
+        return NULL;
+
+    if (db->prepared == NULL)
+        db->prepared = xcalloc(DB_PREPARED_MAX, sizeof(*db->prepared));
+    snprintf(name, size, DB_PREPARED_PREFIX "%u", db->prepared_count);
+    res = PQprepare(db->conn, name, sql, nparams, NULL);
+    ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (!ok)
+        return NULL;
+    db->prepared[db->prepared_count].hash = hash;
+    db->prepared[db->prepared_count].sql = xstrdup(sql);
+    db->prepared_count++;
+    return name;
+}
 
 static void
 clear_result(void *res)
@@ -38,8 +105,8 @@ first_line(char *dst, size_t size, const char *src)
  * clean check compares the search path with the one the session has
  * now, so it is made here, once.
  */
-/* The one prepared statement of crewd's own on a session. */
-#define CLEAN_CHECK "crewd_clean_check"
+/* Prepared at connect, outside the numbered ones of prepared_name(). */
+#define CLEAN_CHECK DB_PREPARED_PREFIX "clean_check"
 
 static int
 session_setup(struct db *db, struct crewd_error *err)
@@ -72,7 +139,7 @@ session_setup(struct db *db, struct crewd_error *err)
         " AND coalesce(current_setting('crewd.tenant_id', true), '') = ''"
         " AND current_setting('search_path') = %s"
         " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements"
-        " WHERE name <> '" CLEAN_CHECK "')"
+        " WHERE name NOT LIKE 'crewd\\_%%')"  /* DB_PREPARED_PREFIX */
         " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cursors)"
         " AND (pg_catalog.pg_my_temp_schema() = 0"
         " OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class"
@@ -131,6 +198,9 @@ db_close(struct db *db)
     db->conninfo = NULL;
     free(db->clean_check);
     db->clean_check = NULL;
+    prepared_forget(db);
+    free(db->prepared);
+    db->prepared = NULL;
 }
 
 int
@@ -230,6 +300,7 @@ PGresult *
 db_exec(struct db *db, struct arena *a, struct crewd_error *err,
     const char *sql, int nparams, const char *const *params)
 {
+    char name[32];
     PGresult *res;
     ExecStatusType st;
 
@@ -239,7 +310,12 @@ db_exec(struct db *db, struct arena *a, struct crewd_error *err,
         return NULL;
     }
 
-    res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (prepared_name(db, sql, nparams, name, sizeof(name)) != NULL)
+        res = PQexecPrepared(db->conn, name, nparams, params, NULL, NULL,
+            0);
+    else
+        res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL,
+            NULL, 0);
     st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         if (a != NULL)
@@ -282,24 +358,39 @@ int
 db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
     const struct db_statement *statements, int n, PGresult **results)
 {
+    char names[DB_PIPELINE_MAX][32];
+    const char *named[DB_PIPELINE_MAX];
     PGresult *sync;
     bool failed = false;
     int sent = 0;
 
     for (int i = 0; i < n; i++)
         results[i] = NULL;
+    if (n > DB_PIPELINE_MAX)
+        return error_set(err, 500, "a pipeline of %d statements", n);
     if (db->conn == NULL) {
         err->retry_after = 1;
         return error_set(err, 503, "the database is unavailable");
     }
 
+    /* Prepared first, outside the pipeline: once per connection. */
+    for (int i = 0; i < n; i++)
+        named[i] = prepared_name(db, statements[i].sql,
+            statements[i].nparams, names[i], sizeof(names[i]));
+
     if (!PQenterPipelineMode(db->conn))
         goto broken;
-    for (; sent < n; sent++)
-        if (!PQsendQueryParams(db->conn, statements[sent].sql,
-                statements[sent].nparams, NULL, statements[sent].params,
-                NULL, NULL, 0))
+    for (; sent < n; sent++) {
+        const struct db_statement *st = &statements[sent];
+        int ok = named[sent] != NULL
+            ? PQsendQueryPrepared(db->conn, named[sent], st->nparams,
+                  st->params, NULL, NULL, 0)
+            : PQsendQueryParams(db->conn, st->sql, st->nparams, NULL,
+                  st->params, NULL, NULL, 0);
+
+        if (!ok)
             break;
+    }
     if (!PQpipelineSync(db->conn))
         sent = -1;
 
@@ -471,7 +562,9 @@ db_discard_session(struct db *db)
     if (!db_idle(db))
         return;
     error_clear(&err);
-    if (db_run(db, &err, "DISCARD ALL", 0, NULL) < 0 ||
+    /* DISCARD ALL deallocates every prepared statement, ours too. */
+    prepared_forget(db);
+    if (db_run_script(db, &err, "DISCARD ALL") < 0 ||
         session_setup(db, &err) < 0) {
         log_warn("could not reset the session (%s); reconnecting",
             err.detail);

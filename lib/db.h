@@ -32,6 +32,10 @@ struct db {
     /* A query answering true while the session holds nothing a request
        left behind (db_end_checked); made at connect. */
     char *clean_check;
+    /* Statements prepared on this connection (db.c), by their text. */
+    struct db_prepared *prepared;
+    unsigned prepared_count;
+    unsigned prepared_generation;   /* of the connection they are on */
 };
 
 /*
@@ -63,6 +67,17 @@ int db_ready(struct db *db, struct crewd_error *err);
 bool db_poll_tenant_changes(struct db *db);
 
 /*
+ * Statements are prepared on first use, once per connection, under names
+ * starting with DB_PREPARED_PREFIX, and executed by name afterwards: the
+ * server then skips parsing them.  Plans still follow the tenant (the
+ * search path changes from request to request); see
+ * docs/performance.md.  At most DB_PREPARED_MAX per connection; past
+ * that, statements go unnamed.
+ */
+#define DB_PREPARED_PREFIX "crewd_"
+#define DB_PREPARED_MAX 512
+
+/*
  * Runs one statement with text parameters (NULL is SQL NULL).  Returns
  * the result, released at the arena's reset, or NULL with err filled
  * (err->sqlstate and err->constraint set when the server said).
@@ -70,7 +85,8 @@ bool db_poll_tenant_changes(struct db *db);
 PGresult *db_exec(struct db *db, struct arena *a, struct crewd_error *err,
     const char *sql, int nparams, const char *const *params);
 
-/* One statement of a pipeline. */
+/* One statement of a pipeline; a pipeline holds at most this many. */
+#define DB_PIPELINE_MAX 8
 struct db_statement {
     const char *sql;
     int nparams;

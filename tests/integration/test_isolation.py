@@ -299,7 +299,7 @@ class DatabaseIsolationTest(IsolationTestCase):
             ' current_setting(\'crewd.leftover\', true),'
             ' (SELECT coalesce(string_agg(name, \',\'), \'\')'
             '  FROM pg_prepared_statements'
-            '  WHERE name <> \'crewd_clean_check\'),'
+            '  WHERE name NOT LIKE \'crewd\\_%\'),'
             ' (SELECT coalesce(string_agg(name, \',\'), \'\')'
             '  FROM pg_cursors),'
             ' (SELECT count(*) FROM pg_class'
