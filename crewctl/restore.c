@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "audit.h"
 #include "backup.h"
 #include "crewctl.h"
 #include "db.h"
@@ -544,6 +545,79 @@ open_archive(struct restore *r)
     if (!has_member(r, BACKUP_MANIFEST))
         return damaged(r, "it has no manifest");
     return read_manifest(r) < 0 || read_tenant_row(r) < 0 ? -1 : 0;
+}
+
+/*
+ * Calls each for every document of one of the archive's collections, in
+ * order, with its line number.  each may take the document (setting
+ * *doc to NULL); otherwise it is destroyed after the call.  A line that
+ * is not Extended JSON is an error naming it.
+ */
+typedef int (*document_fn)(struct restore *r, enum mongo_kind kind,
+    bson_t **doc, long line, void *context);
+
+static int
+each_document(struct restore *r, enum mongo_kind kind, document_fn each,
+    void *context)
+{
+    const char *member = backup_mongo_member(kind);
+    FILE *in = fopen(member_path(r, member), "r");
+    char *line = NULL;
+    size_t size = 0;
+    ssize_t len;
+    long number = 0;
+    int rc = 0;
+
+    if (in == NULL)
+        return error_set(&r->err, 500, "could not read %s: %s", member,
+            strerror(errno));
+    while (rc == 0 && (len = getline(&line, &size, in)) > 0) {
+        bson_error_t e;
+        bson_t *doc;
+
+        number++;
+        if (line[len - 1] == '\n')
+            line[--len] = '\0';
+        doc = bson_new_from_json((const uint8_t *)line, len, &e);
+        if (doc == NULL) {
+            rc = error_set(&r->err, 422, "the archive %s: %s, line %ld, "
+                "is not Extended JSON (%s)", r->file, member, number,
+                e.message);
+            break;
+        }
+        rc = each(r, kind, &doc, number, context);
+        if (doc != NULL)
+            bson_destroy(doc);
+    }
+    free(line);
+    fclose(in);
+    return rc;
+}
+
+/* Every document must be one its collection takes. */
+static int
+check_document(struct restore *r, enum mongo_kind kind, bson_t **doc,
+    long line, void *context)
+{
+    struct crewd_error why;
+
+    error_clear(&why);
+    if (mongo_doc_check(kind, *doc, "", &why) == 0)
+        return 0;
+    return error_set(&r->err, 422, "the archive %s: %s, line %ld, is a "
+        "document its collection's rules refuse (%s %s); nothing was "
+        "changed", r->file, backup_mongo_member(kind), line,
+        why.nfields > 0 ? why.fields[0].field : "",
+        why.nfields > 0 ? why.fields[0].message : why.detail);
+}
+
+static int
+check_documents(struct restore *r)
+{
+    for (int kind = 0; kind < MONGO_KIND_COUNT; kind++)
+        if (each_document(r, kind, check_document, NULL) < 0)
+            return -1;
+    return 0;
 }
 
 /* ----------------------------------------------------------------------
@@ -1253,6 +1327,25 @@ map_found_ids(struct restore *r, const char *sql)
     return 0;
 }
 
+/* An audit entry's user, and the user it is about. */
+static int
+note_audit_users(struct restore *r, enum mongo_kind kind, bson_t **doc,
+    long line, void *context)
+{
+    bson_iter_t iter;
+
+    if (bson_iter_init_find(&iter, *doc, "user_id") &&
+        BSON_ITER_HOLDS_UTF8(&iter))
+        map_add(&r->ids, bson_iter_utf8(&iter, NULL), NULL);
+    if (bson_iter_init_find(&iter, *doc, "resource_type") &&
+        BSON_ITER_HOLDS_UTF8(&iter) &&
+        strcmp(bson_iter_utf8(&iter, NULL), "user") == 0 &&
+        bson_iter_init_find(&iter, *doc, "resource_id") &&
+        BSON_ITER_HOLDS_UTF8(&iter))
+        map_add(&r->ids, bson_iter_utf8(&iter, NULL), NULL);
+    return 0;
+}
+
 /*
  * Ids of users that no longer exist (deleted after they acted) are
  * still user ids: they get new ones too, the same wherever they appear.
@@ -1264,11 +1357,7 @@ map_departed_users(struct restore *r)
 {
     const char *params[1] = { r->to.schema };
     const char *schema = schema_sql(r, r->to.schema);
-    char *line = NULL;
-    size_t size = 0;
-    ssize_t len;
     PGresult *res;
-    FILE *in;
 
     res = db_exec(&r->db, r->arena, &r->err, "SELECT c.relname"
         " FROM pg_catalog.pg_attribute a"
@@ -1302,33 +1391,7 @@ map_departed_users(struct restore *r)
             return -1;
     }
 
-    in = fopen(member_path(r, backup_mongo_member(MONGO_AUDIT_LOGS)), "r");
-    if (in == NULL)
-        return damaged(r, "its audit trail cannot be read");
-    while ((len = getline(&line, &size, in)) > 0) {
-        bson_error_t e;
-        bson_t *doc;
-        bson_iter_t iter;
-
-        if (line[len - 1] == '\n')
-            line[--len] = '\0';
-        doc = bson_new_from_json((const uint8_t *)line, len, &e);
-        if (doc == NULL)
-            continue;       /* refused with its line number later */
-        if (bson_iter_init_find(&iter, doc, "user_id") &&
-            BSON_ITER_HOLDS_UTF8(&iter))
-            map_add(&r->ids, bson_iter_utf8(&iter, NULL), NULL);
-        if (bson_iter_init_find(&iter, doc, "resource_type") &&
-            BSON_ITER_HOLDS_UTF8(&iter) &&
-            strcmp(bson_iter_utf8(&iter, NULL), "user") == 0 &&
-            bson_iter_init_find(&iter, doc, "resource_id") &&
-            BSON_ITER_HOLDS_UTF8(&iter))
-            map_add(&r->ids, bson_iter_utf8(&iter, NULL), NULL);
-        bson_destroy(doc);
-    }
-    free(line);
-    fclose(in);
-    return 0;
+    return each_document(r, MONGO_AUDIT_LOGS, note_audit_users, NULL);
 }
 
 /*
@@ -1557,79 +1620,63 @@ out:
  * MongoDB.
  * -------------------------------------------------------------------- */
 
+/* Documents on their way to one collection. */
+struct batch {
+    const char *tenant_id;
+    bson_t *docs[INSERT_BATCH];
+    size_t n;
+};
+
 static int
-insert_batch(struct restore *r, enum mongo_kind kind, const char *tenant_id,
-    bson_t **docs, size_t *n)
+flush_batch(struct restore *r, enum mongo_kind kind, struct batch *b)
 {
-    int rc = mongo_insert_many(r->mongo, kind, tenant_id,
-        (const bson_t *const *)docs, *n, MONGO_INSERT_DUPLICATES_OK,
+    int rc = mongo_insert_many(r->mongo, kind, b->tenant_id,
+        (const bson_t *const *)b->docs, b->n, MONGO_INSERT_DUPLICATES_OK,
         &r->err);
 
-    for (size_t i = 0; i < *n; i++)
-        bson_destroy(docs[i]);
-    *n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        bson_destroy(b->docs[i]);
+    b->n = 0;
     return rc;
 }
 
+/* The audit trail gets the new ids; every document joins the batch. */
+static int
+queue_document(struct restore *r, enum mongo_kind kind, bson_t **doc,
+    long line, void *context)
+{
+    struct batch *b = context;
+
+    if (kind == MONGO_AUDIT_LOGS && r->ids.n > 0) {
+        bson_t *rewritten = bson_new();
+
+        rewrite_bson(*doc, rewritten, &r->ids);
+        bson_destroy(*doc);
+        *doc = rewritten;
+    }
+    b->docs[b->n++] = *doc;
+    *doc = NULL;
+    r->documents[kind]++;
+    return b->n == INSERT_BATCH ? flush_batch(r, kind, b) : 0;
+}
+
 /*
- * Fills tenant_id's collections (made already) from the archive, every
- * document checked against its collection's rules first.  Duplicates of
- * documents already there (a second run) count as written.
+ * Fills tenant_id's collections (made already) from the archive, whose
+ * documents were checked against their collections' rules before
+ * anything changed.  Documents already there (a second run) count as
+ * written.
  */
 static int
 restore_collections(struct restore *r, const char *tenant_id)
 {
-    bson_t *docs[INSERT_BATCH];
-
     for (int kind = 0; kind < MONGO_KIND_COUNT; kind++) {
-        const char *member = backup_mongo_member(kind);
-        char *line = NULL;
-        size_t size = 0, n = 0;
-        ssize_t len;
-        long number = 0;
-        FILE *in = fopen(member_path(r, member), "r");
-        int rc = 0;
+        struct batch b = { tenant_id, { NULL }, 0 };
+        int rc = each_document(r, kind, queue_document, &b);
 
-        if (in == NULL)
-            return damaged(r, "a collection cannot be read");
-        while (rc == 0 && (len = getline(&line, &size, in)) > 0) {
-            bson_error_t e;
-            bson_t *doc;
-
-            number++;
-            if (line[len - 1] == '\n')
-                line[--len] = '\0';
-            doc = bson_new_from_json((const uint8_t *)line, len, &e);
-            if (doc == NULL) {
-                rc = error_set(&r->err, 422, "%s, line %ld: not Extended "
-                    "JSON (%s)", member, number, e.message);
-                break;
-            }
-            if (kind == MONGO_AUDIT_LOGS && r->ids.n > 0) {
-                bson_t *rewritten = bson_new();
-
-                rewrite_bson(doc, rewritten, &r->ids);
-                bson_destroy(doc);
-                doc = rewritten;
-            }
-            if (mongo_doc_check(kind, doc, "", &r->err) < 0) {
-                rc = error_set(&r->err, 422, "%s, line %ld: a document its "
-                    "collection's rules refuse (%s)", member, number,
-                    r->err.nfields > 0 ? r->err.fields[0].field : "");
-                bson_destroy(doc);
-                break;
-            }
-            docs[n++] = doc;
-            r->documents[kind]++;
-            if (n == INSERT_BATCH)
-                rc = insert_batch(r, kind, tenant_id, docs, &n);
-        }
-        if (rc == 0 && n > 0)
-            rc = insert_batch(r, kind, tenant_id, docs, &n);
-        for (size_t i = 0; i < n; i++)
-            bson_destroy(docs[i]);
-        free(line);
-        fclose(in);
+        if (rc == 0 && b.n > 0)
+            rc = flush_batch(r, kind, &b);
+        for (size_t i = 0; i < b.n; i++)
+            bson_destroy(b.docs[i]);
         if (rc < 0)
             return -1;
     }
@@ -1673,6 +1720,20 @@ restore_settings(struct restore *r, bool active, struct mongo_ttl *ttl)
     ttl->execution_logs_days = atoi(PQgetvalue(res, 0, 0));
     ttl->chat_messages_days = atoi(PQgetvalue(res, 0, 1));
     return 0;
+}
+
+/*
+ * Running crewd learns of the tenant (its cache of tenants), and its
+ * audit shipper of the restored outbox, at the commit.
+ */
+static int
+notify(struct restore *r)
+{
+    const char *params[1] = { r->to.id };
+
+    return db_notify_tenants(&r->db, &r->err) < 0 ||
+        db_run(&r->db, &r->err, "SELECT pg_notify('" AUDIT_CHANNEL "', $1)",
+            1, params) < 0 ? -1 : 0;
 }
 
 static void
@@ -1738,8 +1799,7 @@ restore_new(struct restore *r)
             goto fail;
     }
 
-    if (db_notify_tenants(&r->db, &r->err) < 0 ||
-        db_commit(&r->db, &r->err) < 0)
+    if (notify(r) < 0 || db_commit(&r->db, &r->err) < 0)
         goto fail;
     return 0;
 
@@ -1843,7 +1903,7 @@ set_active(struct restore *r, bool active)
     if (db_begin(&r->db, &r->err) < 0 ||
         db_run(&r->db, &r->err, "UPDATE public.tenants SET is_active = $2,"
             " updated_at = now() WHERE id = $1", 2, params) < 0 ||
-        db_notify_tenants(&r->db, &r->err) < 0 ||
+        notify(r) < 0 ||
         db_commit(&r->db, &r->err) < 0) {
         db_rollback(&r->db);
         return -1;
@@ -1889,13 +1949,14 @@ restore_replace(struct restore *r)
         return -1;
     }
 
-    if (set_active(r, r->active) < 0) {
+    /* The shipper may come back, and is called by set_active. */
+    if (db_commit(&r->lock_db, &r->err) < 0 || set_active(r, r->active) < 0) {
         snprintf(r->hint, sizeof(r->hint), "everything is restored but "
             "tenant %s is still suspended: crewctl tenant resume %s",
             r->to.slug, r->to.slug);
         return -1;
     }
-    return db_commit(&r->lock_db, &r->err);
+    return 0;
 }
 
 /* ----------------------------------------------------------------------
@@ -1917,6 +1978,7 @@ run_restore(struct restore *r)
             "as its owner (owner_database_url in the configuration)");
 
     if (check_versions(r) < 0 ||
+        check_documents(r) < 0 ||
         check_mongo(r) < 0 ||
         read_dump_list(r) < 0 ||
         (r->replace ? check_replace_target(r) : check_slug(r)) < 0)

@@ -654,6 +654,87 @@ class ReplaceTest(BackupTestCase):
             snapshot(self.tenant)), self.expected)
 
 
+class OutboxTest(BackupTestCase):
+    """Audit entries still in the outbox at the backup are shipped by the
+    copy, with the copy's ids."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tenant = t = Tenant(cls.stack, 'box')
+        cls.member = t.add_user('member')
+        cls.member_id = t.users[cls.member][0]
+        flow = t.call('POST', '/api/v1/flows', expect=201, json={
+            'name': 'f', 'definition': {'nodes': [], 'edges': []}}).json()
+        t.wait_outbox_empty()
+
+        # The shipper's lock on the tenant, held by another session, keeps
+        # the next entries in the outbox.
+        holder = subprocess.Popen(
+            [cls.stack.tools['psql'], '-X', '-q', '-h', cls.stack.pg_sock,
+             '-p', str(cls.stack.pg_port), '-U', 'crewd_owner', '-d',
+             'crewd', '-c', "SELECT pg_advisory_xact_lock(hashtext("
+             "'crewd.audit.%s')), pg_sleep(120)" % t.id],
+            env=dict(os.environ, PGAPPNAME='hold-shipper'),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: cls.stack.psql_value(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND granted") != '0', 10)
+            t.call('PATCH', '/api/v1/users/%s' % cls.member_id, expect=200,
+                   json={'full_name': 'Renamed member'})
+            cls.execution = t.call(
+                'POST', '/api/v1/flows/%s/executions' % flow['id'],
+                token=t.token_of(cls.member), expect=202,
+                json={'inputs': {}}).json()
+            cls.waiting = int(cls.stack.psql_value(
+                'SELECT count(*) FROM :"schema".audit_outbox',
+                schema=t.schema))
+            cls.archive = cls.backup(t.slug)
+        finally:
+            cls.stack.psql("SELECT pg_terminate_backend(pid)"
+                           " FROM pg_stat_activity"
+                           " WHERE application_name = 'hold-shipper'",
+                           superuser=True)
+            holder.wait(30)
+        cls.slug = new_slug('boxcopy')
+        cls.restore(cls.archive, '--slug', cls.slug)
+        cls.copy_id = cls.stack.psql_value(
+            "SELECT id FROM public.tenants WHERE slug = :'slug'",
+            slug=cls.slug)
+        cls.copy_schema = cls.stack.tenant_schema(cls.copy_id)
+
+    def test_the_entries_are_shipped_with_the_new_ids(self):
+        self.assertEqual(self.waiting, 2)
+        wait_for(lambda: self.stack.psql_value(
+            'SELECT count(*) FROM :"schema".audit_outbox',
+            schema=self.copy_schema) == '0', 20)
+        token = self.stack.login(self.slug, email=self.tenant.email)
+        entries = self.stack.request('GET', '/api/v1/audit-logs?limit=100',
+                                     host=self.slug, token=token).json()
+        new_member = self.stack.psql_value(
+            "SELECT id FROM public.users WHERE tenant_id = :'t'"
+            " AND email = :'e'", t=self.copy_id, e=self.member)
+        update = [e for e in entries['items']
+                  if e['resource_type'] == 'user' and e['action'] == 'update']
+        run = [e for e in entries['items']
+               if e['resource_type'] == 'execution']
+        self.assertEqual(len(update), 1)
+        self.assertEqual(update[0]['resource_id'], new_member)
+        self.assertEqual(update[0]['changes']['after']['id'], new_member)
+        self.assertEqual(update[0]['changes']['after']['tenant_id'],
+                         self.copy_id)
+        self.assertEqual(update[0]['changes']['after']['full_name'],
+                         'Renamed member')
+        self.assertEqual(len(run), 1)
+        self.assertEqual(run[0]['user_id'], new_member)
+        self.assertEqual(run[0]['resource_id'], self.execution['id'])
+        self.assertEqual(run[0]['changes']['after']['user_id'], new_member)
+        text = json.dumps(entries)
+        for old in (self.tenant.id, self.member_id):
+            self.assertNotIn(old, text)
+
+
 class RefusalTest(BackupTestCase):
     """What a restore refuses, and that it then changes nothing."""
 
@@ -741,16 +822,87 @@ class RefusalTest(BackupTestCase):
             self.assertEqual(proc.returncode, 2, proc.stderr)
             self.assertIn('usage:', proc.stderr)
 
-    def test_a_failure_after_the_rows_are_loaded_leaves_nothing(self):
-        # A document the audit collection's rules refuse: found only after
-        # the tenant, its rows and its collections were made.
+    def test_a_document_its_collection_refuses_is_refused(self):
         def bad_document(members):
             members['audit_logs.jsonl'] += (
                 b'{"_id": {"$oid": "0123456789abcdef01234567"},'
                 b' "user_id": "x"}\n')
         path = self.changed_copy(bad_document, 'bad-document.tar')
         self.assertRefused(path, '--slug', new_slug('bad'),
-                           message='audit_logs.jsonl, line')
+                           message='audit_logs.jsonl, line \\d+, is a '
+                           'document its collection\'s rules refuse')
+        self.assertRefused(path, '--replace', message='audit_logs.jsonl')
+
+    def test_a_failure_after_the_rows_are_loaded_leaves_nothing(self):
+        # A user the database refuses: found once the tenant was made and
+        # its rows loaded, in the same transaction.
+        def bad_user(members):
+            users = members['users.jsonl'].decode().splitlines()
+            user = json.loads(users[0])
+            user.update(id=random_uuid(), email='second@example.test',
+                        role='owner')
+            users.append(json.dumps(user))
+            members['users.jsonl'] = ('\n'.join(users) + '\n').encode()
+        path = self.changed_copy(bad_user, 'bad-user.tar')
+        self.assertRefused(path, '--slug', new_slug('bad'),
+                           message='users_role_check')
+        self.assertRefused(path, '--replace', message='users_role_check')
+
+    def test_a_mongodb_failure_leaves_no_tenant_and_no_collections(self):
+        # An audit entry MongoDB cannot store (over its 16 MiB document
+        # size), after a chat message it takes: the collections are made
+        # and one filled before it fails.
+        def huge_entry(members):
+            members['chat_messages.jsonl'] = json.dumps({
+                '_id': {'$oid': os.urandom(12).hex()},
+                'conversation_id': random_uuid(), 'role': 'user',
+                'content': 'fits',
+                'timestamp': {'$date': {'$numberLong': '1764876000000'}},
+            }).encode() + b'\n'
+            members['audit_logs.jsonl'] += json.dumps({
+                '_id': {'$oid': os.urandom(12).hex()},
+                'user_id': random_uuid(), 'action': 'create',
+                'resource_type': 'agent',
+                'changes': {'before': None, 'after': {'x': 'x' * (17 << 20)}},
+                'timestamp': {'$date': {'$numberLong': '1764876000000'}},
+            }).encode() + b'\n'
+        path = self.changed_copy(huge_entry, 'huge.tar')
+        proc = self.assertRefused(path, '--slug', new_slug('huge'),
+                                  message='too large')
+        self.assertIn('nothing was changed', proc.stderr)
+
+    def test_a_replace_that_mongodb_fails_is_finished_by_running_again(self):
+        t = Tenant(self.stack, 'again')
+        t.call('POST', '/api/v1/agents', expect=201,
+               json={'name': 'a', 'role': 'r', 'goal': 'g'})
+        t.wait_outbox_empty()
+        good = self.backup(t.slug)
+        before = snapshot(t)
+
+        def huge_entry(members):
+            members['audit_logs.jsonl'] += json.dumps({
+                '_id': {'$oid': os.urandom(12).hex()},
+                'user_id': t.id, 'action': 'create', 'resource_type': 'x',
+                'changes': {'after': {'x': 'x' * (17 << 20)}},
+                'timestamp': {'$date': {'$numberLong': '1764876000000'}},
+            }).encode() + b'\n'
+        huge = os.path.join(self.dir, 'again-huge.tar')
+        rewrite_archive(good, huge, huge_entry)
+
+        proc = self.restore(huge, '--replace', code=1)
+        self.assertIn('PostgreSQL holds the archive\'s data', proc.stderr)
+        self.assertIn('Run the same command again', proc.stderr)
+        self.assertEqual(self.stack.psql_value(
+            "SELECT is_active FROM public.tenants WHERE id = :'id'",
+            id=t.id), 'f')
+        self.assertEqual(t.login(t.email, PASSWORD).status, 404)
+
+        self.restore(good, '--replace')
+        t.token = self.stack.login(t.slug, email=t.email)
+        after = snapshot(t)
+        after['tenant'].pop('updated_at')
+        before['tenant'].pop('updated_at')
+        self.assertEqual(after, before)
 
     def test_credentials_of_another_master_key_are_refused(self):
         key = os.path.join(self.dir, 'other.key')
