@@ -581,8 +581,8 @@ each_document(struct restore *r, enum mongo_kind kind, document_fn each,
         doc = bson_new_from_json((const uint8_t *)line, len, &e);
         if (doc == NULL) {
             rc = error_set(&r->err, 422, "the archive %s: %s, line %ld, "
-                "is not Extended JSON (%s)", r->file, member, number,
-                e.message);
+                "is not Extended JSON (%s); nothing was changed", r->file,
+                member, number, e.message);
             break;
         }
         rc = each(r, kind, &doc, number, context);
