@@ -80,6 +80,14 @@ usage(FILE *out)
         "  tenant resume SLUG     serve a suspended tenant again\n"
         "  tenant rename-slug SLUG NEW_SLUG\n"
         "                         move the tenant to another host name\n"
+        "  tenant backup SLUG FILE\n"
+        "                         write the tenant's schema, users and\n"
+        "                         MongoDB collections to one archive\n"
+        "                         (mode 0600; docs/backup.md)\n"
+        "  tenant restore FILE (--slug NEW | --replace)\n"
+        "                 [--without-credentials]\n"
+        "                         restore an archive as a new tenant NEW,\n"
+        "                         or over the tenant it was taken from\n"
         "  execution claim --tenant SLUG\n"
         "                         move the tenant's oldest pending execution\n"
         "                         to running, as a worker does, and print\n"
@@ -1000,6 +1008,10 @@ main(int argc, char **argv)
     if (strcmp(argv[0], "tenant") == 0 &&
         strcmp(argv[1], "rename-slug") == 0)
         return cmd_tenant_rename_slug(argc - 1, argv + 1);
+    if (strcmp(argv[0], "tenant") == 0 && strcmp(argv[1], "backup") == 0)
+        return crewctl_tenant_backup(&conf, argc - 1, argv + 1);
+    if (strcmp(argv[0], "tenant") == 0 && strcmp(argv[1], "restore") == 0)
+        return crewctl_tenant_restore(&conf, argc - 1, argv + 1);
     if (strcmp(argv[0], "execution") == 0 && strcmp(argv[1], "claim") == 0)
         return cmd_execution_claim(argc - 1, argv + 1);
     if (strcmp(argv[0], "keys") == 0 && strcmp(argv[1], "create") == 0)

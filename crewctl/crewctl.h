@@ -27,4 +27,13 @@ int crewctl_mongo(const struct crewd_conf *conf, int argc, char **argv);
 /* migrate.c: "crewctl migrate ..."; argv[0] is "migrate". */
 int crewctl_migrate(const struct crewd_conf *conf, int argc, char **argv);
 
+/*
+ * backup.c and restore.c: "crewctl tenant backup SLUG FILE" and
+ * "crewctl tenant restore FILE ..."; argv[0] is "backup" or "restore".
+ */
+int crewctl_tenant_backup(const struct crewd_conf *conf, int argc,
+    char **argv);
+int crewctl_tenant_restore(const struct crewd_conf *conf, int argc,
+    char **argv);
+
 #endif

@@ -71,6 +71,7 @@ static const struct conf_key conf_keys[] = {
     KEY(pid_file, CONF_STRING, 0, 0),
     KEY(audit_shipper, CONF_BOOL, 0, 0),
     KEY(audit_sweep_interval, CONF_INT, 1, 86400),
+    KEY(pg_bindir, CONF_STRING, 0, 0),
 };
 
 const char *

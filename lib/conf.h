@@ -70,6 +70,9 @@ struct crewd_conf {
     /* The audit shipper: run by the master, or not (its own unit). */
     bool audit_shipper;
     int audit_sweep_interval;           /* seconds between full sweeps */
+    /* crewctl tenant backup and restore: the folder of pg_dump and
+       pg_restore; empty: found for the server's version. */
+    char pg_bindir[CONF_PATH_MAX];
 };
 
 /* Fills conf with the built-in defaults. */

@@ -986,3 +986,42 @@ mongo_find(struct mongo *m, enum mongo_kind kind, const char *tenant_id,
     mongoc_collection_destroy(coll);
     return found;
 }
+
+int
+mongo_scan(struct mongo *m, enum mongo_kind kind, const char *tenant_id,
+    mongo_each_fn each, void *context, struct crewd_error *err)
+{
+    mongoc_collection_t *coll;
+    mongoc_cursor_t *cursor;
+    const bson_t *doc;
+    bson_t filter = BSON_INITIALIZER;
+    bson_t *opts;
+    bson_error_t e;
+    int found = 0;
+
+    if (begin(m, err) < 0)
+        return -1;
+    coll = collection(m, kind, tenant_id, err);
+    if (coll == NULL)
+        return -1;
+
+    opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}");
+    cursor = mongoc_collection_find_with_opts(coll, &filter, opts, NULL);
+    while (mongoc_cursor_next(cursor, &doc)) {
+        if (each(doc, context) < 0) {
+            found = -1;
+            break;
+        }
+        found++;
+    }
+    if (found >= 0 && mongoc_cursor_error(cursor, &e))
+        found = failed(m, &e, "reading a collection", err);
+    else if (found >= 0)
+        succeeded(m);
+
+    mongoc_cursor_destroy(cursor);
+    bson_destroy(opts);
+    bson_destroy(&filter);
+    mongoc_collection_destroy(coll);
+    return found;
+}

@@ -328,4 +328,13 @@ int mongo_find(struct mongo *m, enum mongo_kind kind, const char *tenant_id,
     const struct mongo_query *query, mongo_each_fn each, void *context,
     struct crewd_error *err);
 
+/*
+ * Gives each every document of tenant_id's collection of this kind, in
+ * _id order, with no limit: for backups (crewctl tenant backup).  A
+ * collection that does not exist has no documents.  Returns the number
+ * of documents, or -1 as mongo_find does.
+ */
+int mongo_scan(struct mongo *m, enum mongo_kind kind, const char *tenant_id,
+    mongo_each_fn each, void *context, struct crewd_error *err);
+
 #endif

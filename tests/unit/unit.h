@@ -8,6 +8,7 @@
 #include <CUnit/CUnit.h>
 
 void register_arena_tests(void);
+void register_archive_tests(void);
 void register_audit_tests(void);
 void register_conf_tests(void);
 void register_flowdef_tests(void);

@@ -42,6 +42,7 @@ main(void)
     log_init("unit_tests", LOG_ERROR);
 
     register_arena_tests();
+    register_archive_tests();
     register_audit_tests();
     register_conf_tests();
     register_flowdef_tests();
