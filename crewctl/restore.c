@@ -1736,16 +1736,6 @@ notify(struct restore *r)
             1, params) < 0 ? -1 : 0;
 }
 
-static void
-random_schema_name(char out[SCHEMA_NAME_MAX + 1])
-{
-    unsigned char bytes[8];
-
-    randombytes_buf(bytes, sizeof(bytes));
-    memcpy(out, "tenant_", 7);
-    sodium_bin2hex(out + 7, SCHEMA_NAME_MAX + 1 - 7, bytes, sizeof(bytes));
-}
-
 /* Everything of a new tenant in one transaction, MongoDB included. */
 static int
 restore_new(struct restore *r)
@@ -1756,7 +1746,7 @@ restore_new(struct restore *r)
     PGresult *res;
 
     uuid_generate(r->to.id);
-    random_schema_name(r->to.schema);
+    tenant_schema_name_random(r->to.schema);
     snprintf(r->to.slug, sizeof(r->to.slug), "%s", r->new_slug);
     map_add(&r->ids, r->from.id, r->to.id);
 

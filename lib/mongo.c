@@ -940,88 +940,76 @@ build_filter(const struct mongo_query *q, bson_t *filter)
     bson_append_array_end(filter, &and);
 }
 
+/*
+ * Runs a find on the tenant's collection of kind and calls each for
+ * every document; what mongo_find and mongo_scan share.  Takes filter and
+ * opts (destroyed here).  Returns the number of documents, or -1.
+ */
+static int
+find_each(struct mongo *m, enum mongo_kind kind, const char *tenant_id,
+    bson_t *filter, bson_t *opts, const char *what, mongo_each_fn each,
+    void *context, struct crewd_error *err)
+{
+    mongoc_collection_t *coll;
+    mongoc_cursor_t *cursor;
+    const bson_t *doc;
+    bson_error_t e;
+    int found = 0;
+
+    coll = begin(m, err) < 0 ? NULL : collection(m, kind, tenant_id, err);
+    if (coll == NULL) {
+        bson_destroy(opts);
+        bson_destroy(filter);
+        return -1;
+    }
+
+    cursor = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+    while (mongoc_cursor_next(cursor, &doc)) {
+        if (each(doc, context) < 0) {
+            found = -1;
+            break;
+        }
+        found++;
+    }
+    if (found >= 0 && mongoc_cursor_error(cursor, &e))
+        found = failed(m, &e, what, err);
+    else if (found >= 0)
+        succeeded(m);
+
+    mongoc_cursor_destroy(cursor);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    mongoc_collection_destroy(coll);
+    return found;
+}
+
 int
 mongo_find(struct mongo *m, enum mongo_kind kind, const char *tenant_id,
     const struct mongo_query *q, mongo_each_fn each, void *context,
     struct crewd_error *err)
 {
     int direction = q->descending ? -1 : 1;
-    mongoc_collection_t *coll;
-    mongoc_cursor_t *cursor;
-    const bson_t *doc;
     bson_t filter;
-    bson_t *opts;
-    bson_error_t e;
-    int found = 0;
 
     if (q->limit < 1 || !mongo_field_name_allowed(q->order_field))
         fatal("a query with limit %" PRId64 " ordered on \"%s\"", q->limit,
             q->order_field);
-    if (begin(m, err) < 0)
-        return -1;
-    coll = collection(m, kind, tenant_id, err);
-    if (coll == NULL)
-        return -1;
 
     build_filter(q, &filter);
-    opts = BCON_NEW("sort", "{", q->order_field, BCON_INT32(direction),
-        "_id", BCON_INT32(direction), "}", "limit", BCON_INT64(q->limit));
-    cursor = mongoc_collection_find_with_opts(coll, &filter, opts, NULL);
-
-    while (mongoc_cursor_next(cursor, &doc)) {
-        if (each(doc, context) < 0) {
-            found = -1;
-            break;
-        }
-        found++;
-    }
-    if (found >= 0 && mongoc_cursor_error(cursor, &e))
-        found = failed(m, &e, "finding documents", err);
-    else if (found >= 0)
-        succeeded(m);
-
-    mongoc_cursor_destroy(cursor);
-    bson_destroy(opts);
-    bson_destroy(&filter);
-    mongoc_collection_destroy(coll);
-    return found;
+    return find_each(m, kind, tenant_id, &filter,
+        BCON_NEW("sort", "{", q->order_field, BCON_INT32(direction),
+            "_id", BCON_INT32(direction), "}", "limit",
+            BCON_INT64(q->limit)),
+        "finding documents", each, context, err);
 }
 
 int
 mongo_scan(struct mongo *m, enum mongo_kind kind, const char *tenant_id,
     mongo_each_fn each, void *context, struct crewd_error *err)
 {
-    mongoc_collection_t *coll;
-    mongoc_cursor_t *cursor;
-    const bson_t *doc;
     bson_t filter = BSON_INITIALIZER;
-    bson_t *opts;
-    bson_error_t e;
-    int found = 0;
 
-    if (begin(m, err) < 0)
-        return -1;
-    coll = collection(m, kind, tenant_id, err);
-    if (coll == NULL)
-        return -1;
-
-    opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}");
-    cursor = mongoc_collection_find_with_opts(coll, &filter, opts, NULL);
-    while (mongoc_cursor_next(cursor, &doc)) {
-        if (each(doc, context) < 0) {
-            found = -1;
-            break;
-        }
-        found++;
-    }
-    if (found >= 0 && mongoc_cursor_error(cursor, &e))
-        found = failed(m, &e, "reading a collection", err);
-    else if (found >= 0)
-        succeeded(m);
-
-    mongoc_cursor_destroy(cursor);
-    bson_destroy(opts);
-    bson_destroy(&filter);
-    mongoc_collection_destroy(coll);
-    return found;
+    return find_each(m, kind, tenant_id, &filter,
+        BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}"),
+        "reading a collection", each, context, err);
 }

@@ -125,8 +125,8 @@ tenant_find_by_slug(struct db *db, struct arena *a, const char *slug,
     return 1;
 }
 
-static void
-random_schema_name(char out[SCHEMA_NAME_MAX + 1])
+void
+tenant_schema_name_random(char out[SCHEMA_NAME_MAX + 1])
 {
     unsigned char bytes[8];
 
@@ -144,7 +144,7 @@ tenant_create(struct db *db, struct mongo *mongo, struct arena *a,
     PGresult *res;
 
     uuid_generate(out->id);
-    random_schema_name(out->schema);
+    tenant_schema_name_random(out->schema);
     snprintf(out->slug, sizeof(out->slug), "%s", in->slug);
     out->is_active = true;
     out->audit_reads = false;

@@ -40,6 +40,9 @@ struct tenant {
  */
 int slug_check(const char *slug, struct crewd_error *err);
 
+/* A new schema name: tenant_ and 16 random hex digits. */
+void tenant_schema_name_random(char out[SCHEMA_NAME_MAX + 1]);
+
 /* True when schema looks like one of ours: tenant_ and 16 hex digits. */
 bool tenant_schema_name_valid(const char *schema);
 
