@@ -18,6 +18,7 @@
 #include "log.h"
 #include "master.h"
 #include "mongo.h"
+#include "observe.h"
 #include "password.h"
 #include "provision.h"
 #include "request.h"
@@ -241,8 +242,9 @@ run_tenant_route(struct request *req)
 static void
 dispatch(struct request *req)
 {
-    enum route_host host = req->tenant_slug[0] != '\0' ? HOST_TENANT
-                                                       : HOST_APEX;
+    enum route_host host = strcmp(req->listener, "metrics") == 0
+        ? HOST_METRICS
+        : req->tenant_slug[0] != '\0' ? HOST_TENANT : HOST_APEX;
     char allow[80];
     enum route_result match;
 
@@ -382,6 +384,7 @@ serve(struct worker *w, FCGX_Request *fr)
     req.authorization = param(fr, "HTTP_AUTHORIZATION");
     req.tenant_slug = param(fr, "TENANT_SLUG");
     req.server_port = param(fr, "SERVER_PORT");
+    req.listener = param(fr, "CREWD_LISTENER");
     log_set_context(req.request_id, req.tenant_slug);
 
     if (read_body(fr, &req) == 0)
@@ -395,6 +398,8 @@ serve(struct worker *w, FCGX_Request *fr)
     status = req.err.status != 0 ? req.err.status : req.status;
     log_info("%s %s -> %d in %.1f ms", req.method, req.path, status,
         elapsed_ms(&start));
+    observe_request(&req, status, elapsed_ms(&start) / 1e3,
+        w->response.len);
 }
 
 void
@@ -414,6 +419,7 @@ worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
     w.conf = conf;
     w.secret = secret;
     w.arena = arena_new(64 * 1024);
+    observe_open(conf->access_log);
 
     error_clear(&err);
     if (password_init(conf, &err) < 0)
@@ -455,5 +461,6 @@ worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
     buf_free(&w.headers);
     buf_free(&w.body);
     buf_free(&w.response);
+    observe_close();
     exit(0);
 }

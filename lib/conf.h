@@ -63,6 +63,10 @@ struct crewd_conf {
     /* The audit shipper: run by the master, or not (its own unit). */
     bool audit_shipper;
     int audit_sweep_interval;           /* seconds between full sweeps */
+    /* Observability (docs/metrics.md): tenants with series of their own
+       in /metrics; the JSON access log's path (empty: none). */
+    int metrics_tenants_max;
+    char access_log[CONF_PATH_MAX];
 };
 
 /* Fills conf with the built-in defaults. */
