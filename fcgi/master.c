@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "master.h"
+#include "metrics.h"
 #include "seal.h"
 #include "shipper.h"
 #include "token.h"
@@ -239,6 +240,8 @@ reap(bool stopping)
                         WEXITSTATUS(status));
                 if (time(NULL) - c->started < 1)
                     early_deaths++;
+                if (!c->shipper)
+                    metrics_count_worker_replaced();
             }
             c->pid = 0;
         }
@@ -292,6 +295,9 @@ reload(const char *conf_path, struct crewd_conf *conf, int listen_fd)
     }
     if (strcmp(fresh.listen, conf->listen) != 0)
         log_warn("a new listen path takes effect at the next restart");
+    if (fresh.metrics_tenants_max != metrics_tenants_max())
+        log_warn("a new metrics_tenants_max takes effect at the next "
+            "restart");
 
     *conf = fresh;
     secret = fresh_secret;
@@ -376,6 +382,16 @@ master_run(const char *conf_path, struct crewd_conf *conf, int listen_fd,
     sigprocmask(SIG_BLOCK, &watched, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Before any fork: every child counts into the same memory. */
+    {
+        char why[160];
+
+        if (metrics_init(conf->metrics_tenants_max, why, sizeof(why)) < 0) {
+            log_error("%s", why);
+            return 1;
+        }
+    }
+
     write_pid_file(conf->pid_file);
     current_generation = 1;
     for (int i = 0; i < conf->workers; i++)
@@ -410,6 +426,9 @@ master_run(const char *conf_path, struct crewd_conf *conf, int listen_fd,
                 spawn_worker(conf, listen_fd);
             keep_shipper(conf, listen_fd);
         }
+        metrics_set_workers(count_kind(current_generation, false),
+            conf->workers);
+        metrics_housekeeping(metrics_now());
     }
 
     stop(conf);

@@ -51,6 +51,7 @@ struct request {
     const char *authorization;
     const char *tenant_slug;    /* "" on the apex host */
     const char *server_port;    /* the port nginx accepted the request on */
+    const char *listener;       /* "metrics" on nginx's metrics listener */
 
     /* The body, NUL-terminated; body_len 0 when there is none. */
     const char *body;
@@ -71,6 +72,11 @@ struct request {
     struct buf *body_out;
     struct json_writer json;
     struct crewd_error err;
+
+    /* A flow execution this request moved to a final status after it
+       had run, for the metrics once the response is sent. */
+    const char *execution_final;    /* the status; NULL: none */
+    double execution_seconds;
 };
 
 /* Sets req->err and returns -1, for "return request_fail(...)". */

@@ -189,6 +189,11 @@ const struct route routes[] = {
       audit_logs_list, "the tenant's audit trail, newest first",
       NULL, &audit_logs_list_doc },
 
+    /* metrics: on nginx's loopback listener only (docs/metrics.md) */
+    { "GET", "/metrics", HOST_METRICS, ROLE_NONE,
+      metrics_get, "Prometheus metrics of every worker",
+      NULL, NULL },
+
     /* this API, described */
     { "GET", "/api/v1/openapi.json", HOST_ANY, ROLE_NONE,
       openapi_get, "the OpenAPI 3.1 document of this API",
@@ -249,6 +254,10 @@ route_match(const char *method, const char *path, enum route_host host,
         const struct route *r = &routes[i];
 
         if (!path_matches(r->pattern, path, ids))
+            continue;
+
+        /* The metrics listener's routes do not exist anywhere else. */
+        if (r->host == HOST_METRICS && host != HOST_METRICS)
             continue;
         path_seen = true;
         if ((r->host & host) == 0)

@@ -13,7 +13,8 @@
 enum route_host {
     HOST_APEX = 1,      /* {base_domain}: platform endpoints */
     HOST_TENANT = 2,    /* {slug}.{base_domain}: a tenant's endpoints */
-    HOST_ANY = 3
+    HOST_ANY = 3,       /* both of the above */
+    HOST_METRICS = 4    /* nginx's loopback metrics listener, alone */
 };
 
 typedef int (*route_handler)(struct request *req);

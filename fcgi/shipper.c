@@ -14,6 +14,7 @@
 #include "db.h"
 #include "log.h"
 #include "master.h"
+#include "metrics.h"
 #include "mongo.h"
 #include "provision.h"
 #include "shipper.h"
@@ -480,6 +481,7 @@ ship_batch(struct shipper *s, const char *tenant_id, const char *schema,
 
     log_debug("audit shipper: %d entries of tenant %s shipped", n,
         tenant_id);
+    metrics_count_audit_shipped(n);
     return n < PQntuples(claimed) || n == SHIPPER_BATCH ? SHIP_MORE
                                                         : SHIP_DRAINED;
 
@@ -680,6 +682,9 @@ shipper_run(const struct crewd_conf *conf)
         if (s.pending.n > 0 && ms_until(s.retry_at) == 0)
             ship_pending(&s);
 
+        /* What /metrics shows of the backlog and the failures. */
+        metrics_set_audit_pending((long)s.pending.n);
+        metrics_flush_failures();
         wait_for_work(&s);
     }
 

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "master.h"
 #include "mongo.h"
+#include "observe.h"
 #include "password.h"
 #include "provision.h"
 #include "request.h"
@@ -256,8 +257,9 @@ run_tenant_route(struct request *req)
 static void
 dispatch(struct request *req)
 {
-    enum route_host host = req->tenant_slug[0] != '\0' ? HOST_TENANT
-                                                       : HOST_APEX;
+    enum route_host host = strcmp(req->listener, "metrics") == 0
+        ? HOST_METRICS
+        : req->tenant_slug[0] != '\0' ? HOST_TENANT : HOST_APEX;
     char allow[80];
     enum route_result match;
 
@@ -399,6 +401,7 @@ serve(struct worker *w, struct fcgi_conn *c)
     req.authorization = param(c, "HTTP_AUTHORIZATION");
     req.tenant_slug = param(c, "TENANT_SLUG");
     req.server_port = param(c, "SERVER_PORT");
+    req.listener = param(c, "CREWD_LISTENER");
     log_set_context(req.request_id, req.tenant_slug);
 
     if (read_body(c, &req) == 0)
@@ -415,6 +418,8 @@ serve(struct worker *w, struct fcgi_conn *c)
     status = req.err.status != 0 ? req.err.status : req.status;
     log_info("%s %s -> %d in %.1f ms", req.method, req.path, status,
         elapsed_ms(&start));
+    observe_request(&req, status, elapsed_ms(&start) / 1e3,
+        w->response.len);
 }
 
 /*
@@ -493,6 +498,7 @@ worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
     w.secret = secret;
     w.arena = arena_new(64 * 1024);
     w.conn = xmalloc(sizeof(*w.conn));
+    observe_open(conf->access_log);
 
     error_clear(&err);
     if (password_init(conf, &err) < 0)
@@ -536,5 +542,6 @@ worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
     buf_free(&w.headers);
     buf_free(&w.body);
     buf_free(&w.response);
+    observe_close();
     exit(0);
 }

@@ -202,6 +202,7 @@ executions_cancel(struct request *req)
     const char *params[1] = { id };
     enum execution_status status;
     PGresult *before, *res;
+    double run_seconds;
     int moved;
 
     if (request_query_check(req, NULL) < 0 || read_cancel_body(req) < 0)
@@ -229,10 +230,16 @@ executions_cancel(struct request *req)
     if (before == NULL)
         return -1;
 
-    moved = execution_transition(req->db, id, status, EXECUTION_CANCELLED,
-        NULL, NULL, &req->err);
+    moved = execution_transition_timed(req->db, id, status,
+        EXECUTION_CANCELLED, NULL, NULL, &run_seconds, &req->err);
     if (moved < 0)
         return -1;
+
+    /* A run that ended here is observed once the change is committed. */
+    if (run_seconds >= 0) {
+        req->execution_final = execution_status_names[EXECUTION_CANCELLED];
+        req->execution_seconds = run_seconds;
+    }
     if (moved == 0)
         return request_fail(req, 409, "the execution changed status "
             "meanwhile; read it again");

@@ -99,4 +99,7 @@ int audit_logs_list(struct request *req);
  */
 int audit_read(struct request *req);
 
+/* metrics.c: GET /metrics on the loopback listener */
+int metrics_get(struct request *req);
+
 #endif

@@ -511,6 +511,10 @@ paths(struct json_writer *w, const char *base)
     for (size_t i = 0; i < routes_count; i++) {
         bool seen = false;
 
+        /* Not part of the public API: nginx's loopback listener only. */
+        if (routes[i].host == HOST_METRICS)
+            continue;
+
         /* One path item per pattern, holding all its methods. */
         for (size_t j = 0; j < i; j++)
             seen |= strcmp(routes[j].pattern, routes[i].pattern) == 0;

@@ -72,6 +72,8 @@ static const struct conf_key conf_keys[] = {
     KEY(audit_shipper, CONF_BOOL, 0, 0),
     KEY(audit_sweep_interval, CONF_INT, 1, 86400),
     KEY(pg_bindir, CONF_STRING, 0, 0),
+    KEY(metrics_tenants_max, CONF_INT, 1, 1000),
+    KEY(access_log, CONF_STRING, 0, 0),
 };
 
 const char *
@@ -124,6 +126,9 @@ conf_defaults(struct crewd_conf *conf)
     conf->log_level = LOG_INFO;
     conf->audit_shipper = true;
     conf->audit_sweep_interval = 60;
+    conf->metrics_tenants_max = 100;
+    snprintf(conf->access_log, sizeof(conf->access_log),
+        "/var/log/crewd/access.log");
 }
 
 static int

@@ -73,6 +73,10 @@ struct crewd_conf {
     /* crewctl tenant backup and restore: the folder of pg_dump and
        pg_restore; empty: found for the server's version. */
     char pg_bindir[CONF_PATH_MAX];
+    /* Observability (docs/metrics.md): tenants with series of their own
+       in /metrics; the JSON access log's path (empty: none). */
+    int metrics_tenants_max;
+    char access_log[CONF_PATH_MAX];
 };
 
 /* Fills conf with the built-in defaults. */

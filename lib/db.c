@@ -158,6 +158,17 @@ session_setup(struct db *db, struct crewd_error *err)
     return 0;
 }
 
+/* Failures of this process, for /metrics (db_failure_counts). */
+static unsigned long long failures_unavailable, failures_refused;
+
+void
+db_failure_counts(unsigned long long *unavailable,
+    unsigned long long *refused)
+{
+    *unavailable = failures_unavailable;
+    *refused = failures_refused;
+}
+
 int
 db_open(struct db *db, const char *conninfo, bool listen_tenants,
     struct crewd_error *err)
@@ -179,6 +190,7 @@ db_open(struct db *db, const char *conninfo, bool listen_tenants,
     if (PQstatus(db->conn) != CONNECTION_OK) {
         first_line(message, sizeof(message), PQerrorMessage(db->conn));
         log_error("could not connect to database: %s", message);
+        failures_unavailable++;
         PQfinish(db->conn);
         db->conn = NULL;
         err->retry_after = 1;
@@ -262,6 +274,10 @@ fail_from_result(struct db *db, const PGresult *res, struct crewd_error *err)
     if (PQstatus(db->conn) != CONNECTION_OK)
         sqlstate = NULL;
     status = sqlstate_http_status(sqlstate);
+    if (status == 503)
+        failures_unavailable++;
+    else
+        failures_refused++;
 
     err->status = status;
     snprintf(err->sqlstate, sizeof(err->sqlstate), "%s",

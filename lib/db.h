@@ -141,6 +141,15 @@ bool db_idle(const struct db *db);
 /* Notifies listeners that tenants changed; runs in the current tx. */
 int db_notify_tenants(struct db *db, struct crewd_error *err);
 
+/*
+ * Failures this process has seen since it started, for /metrics: the
+ * server unreachable or the connection lost (a connect that failed
+ * included), and statements the server refused (a constraint, a
+ * permission, a bug).
+ */
+void db_failure_counts(unsigned long long *unavailable,
+    unsigned long long *refused);
+
 /* PQgetvalue, with NULL for SQL NULL. */
 const char *db_value(const PGresult *res, int row, int col);
 bool db_bool(const PGresult *res, int row, int col);

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "executions.h"
@@ -19,7 +20,8 @@ static const char SQL_EXECUTION_MOVE[] =
     " outputs = coalesce($6::jsonb, outputs),"
     " error = coalesce($7, error),"
     " updated_at = greatest(now(), updated_at + interval '1 microsecond')"
-    " WHERE id = $1 AND status = $2";
+    " WHERE id = $1 AND status = $2"
+    " RETURNING extract(epoch FROM completed_at - started_at)";
 
 /*
  * The oldest pending execution that no other transaction holds; the row
@@ -94,6 +96,16 @@ execution_transition(struct db *db, const char *id,
     enum execution_status from, enum execution_status to,
     const char *outputs, const char *error_text, struct crewd_error *err)
 {
+    return execution_transition_timed(db, id, from, to, outputs,
+        error_text, NULL, err);
+}
+
+int
+execution_transition_timed(struct db *db, const char *id,
+    enum execution_status from, enum execution_status to,
+    const char *outputs, const char *error_text, double *run_seconds,
+    struct crewd_error *err)
+{
     const char *params[7];
     PGresult *res;
     int moved;
@@ -114,6 +126,12 @@ execution_transition(struct db *db, const char *id,
     if (res == NULL)
         return -1;
     moved = strcmp(PQcmdTuples(res), "1") == 0 ? 1 : 0;
+    if (run_seconds != NULL) {
+        /* NULL unless the move ended a run that had started. */
+        *run_seconds = -1;
+        if (moved && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+            *run_seconds = strtod(PQgetvalue(res, 0, 0), NULL);
+    }
     PQclear(res);
     return moved;
 }

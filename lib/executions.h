@@ -57,6 +57,17 @@ int execution_transition(struct db *db, const char *id,
     const char *outputs, const char *error_text, struct crewd_error *err);
 
 /*
+ * execution_transition, which also tells how long the execution ran:
+ * *run_seconds is the time from started_at to completed_at when the move
+ * ended a run that had started, -1 otherwise (no move, a move that is
+ * not final, or a pending execution cancelled before it ran).
+ */
+int execution_transition_timed(struct db *db, const char *id,
+    enum execution_status from, enum execution_status to,
+    const char *outputs, const char *error_text, double *run_seconds,
+    struct crewd_error *err);
+
+/*
  * Claims the oldest pending execution for a worker: locks it, skipping
  * rows another transaction holds, and moves it to running.  Returns 1
  * with its id in id_out, 0 when nothing is pending (or every pending row

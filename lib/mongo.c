@@ -297,6 +297,15 @@ succeeded(struct mongo *m)
     }
 }
 
+/* Operations of this process that failed, for /metrics. */
+static unsigned long long failures;
+
+unsigned long long
+mongo_failure_count(void)
+{
+    return failures;
+}
+
 /*
  * Turns a driver error into err: an unreachable server is a 503 and
  * starts a pause; anything else is our fault, a 500, logged once here.
@@ -305,6 +314,7 @@ static int
 failed(struct mongo *m, const bson_error_t *e, const char *action,
     struct crewd_error *err)
 {
+    failures++;
     if (unreachable(e)) {
         if (!m->down)
             log_warn("MongoDB is unreachable (while %s): %s", action,

@@ -119,6 +119,12 @@ bool mongo_configured(const struct mongo *m);
  */
 bool mongo_available(const struct mongo *m);
 
+/*
+ * Operations of this process that failed since it started (the server
+ * unreachable, or refusing), for /metrics.
+ */
+unsigned long long mongo_failure_count(void);
+
 /* Sends "ping": 0 when the server answers, -1 with err (503) otherwise. */
 int mongo_ping(struct mongo *m, struct crewd_error *err);
 

@@ -573,6 +573,7 @@ class Stack:
             'password_mem_limit': '8192',
             'log_level': 'info',
             'pid_file': os.path.join(self.run_dir, 'crewd.pid'),
+            'access_log': os.path.join(self.dir, 'access.log'),
         }
         for key, value in self.conf_overrides.items():
             if isinstance(value, bool):

@@ -116,7 +116,7 @@ class RouteTableTest(RoleTestCase):
                 self.assertTrue(route.pattern.startswith('/'), route)
                 self.assertIn(route.role, LEVEL)
                 self.assertIn(route.host, ('HOST_APEX', 'HOST_TENANT',
-                                           'HOST_ANY'))
+                                           'HOST_ANY', 'HOST_METRICS'))
 
     def test_users_are_managed_by_admins_and_everyone_reads_me(self):
         users = {(r.method, r.pattern): r.role for r in self.tenant_routes

@@ -104,6 +104,24 @@ test_out_of_range_numbers_are_refused(void)
         -1);
 }
 
+/* The observability keys: the tenant cap's bounds, the access log. */
+static void
+test_metrics_and_access_log_keys(void)
+{
+    struct crewd_conf conf;
+    struct crewd_error err;
+
+    conf_defaults(&conf);
+    CU_ASSERT_EQUAL(conf.metrics_tenants_max, 100);
+    CU_ASSERT_STRING_EQUAL(conf.access_log, "/var/log/crewd/access.log");
+    CU_ASSERT_EQUAL(load(&conf, "metrics_tenants_max = 0\n", &err), -1);
+    CU_ASSERT_EQUAL(load(&conf, "metrics_tenants_max = 1001\n", &err), -1);
+    CU_ASSERT_EQUAL(load(&conf, "metrics_tenants_max = 1000\n"
+        "access_log = \"\"\n", &err), 0);
+    CU_ASSERT_EQUAL(conf.metrics_tenants_max, 1000);
+    CU_ASSERT_STRING_EQUAL(conf.access_log, "");
+}
+
 static void
 test_isolation_mode_is_roles_or_schema(void)
 {
@@ -180,6 +198,8 @@ register_conf_tests(void)
     CU_pSuite s = unit_suite("configuration");
 
     unit_test(s, "defaults", test_defaults);
+    unit_test(s, "metrics and access log keys",
+        test_metrics_and_access_log_keys);
     unit_test(s, "keys, comments and quotes are read",
         test_reads_keys_comments_and_quotes);
     unit_test(s, "an unknown key names the file and line",

@@ -55,6 +55,12 @@ test_every_route_is_in_the_document(void)
     for (size_t i = 0; i < routes_count; i++) {
         const struct route *r = &routes[i];
 
+        /* /metrics: the loopback listener's, not the public API's. */
+        if (r->host == HOST_METRICS) {
+            CU_ASSERT_FALSE(json_object_object_get_ex(paths, r->pattern,
+                &item));
+            continue;
+        }
         CU_ASSERT_TRUE(json_object_object_get_ex(paths, r->pattern, &item));
         CU_ASSERT_TRUE(json_object_object_get_ex(item,
             operation_key(r->method, lower), &op));

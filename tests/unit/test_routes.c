@@ -35,10 +35,26 @@ test_every_route_is_reachable_by_its_own_pattern(void)
             strcat(path, rest);
         }
         CU_ASSERT_EQUAL(match(r->method, path,
-            r->host == HOST_APEX ? HOST_APEX : HOST_TENANT, &found),
+            r->host == HOST_ANY ? HOST_TENANT : r->host, &found),
             ROUTE_FOUND);
         CU_ASSERT_PTR_EQUAL(found, r);
     }
+}
+
+/* /metrics exists on nginx's metrics listener and nowhere else. */
+static void
+test_metrics_route_is_only_on_the_metrics_listener(void)
+{
+    const struct route *found;
+
+    CU_ASSERT_EQUAL(match("GET", "/metrics", HOST_METRICS, &found),
+        ROUTE_FOUND);
+    CU_ASSERT_EQUAL(match("GET", "/metrics", HOST_APEX, &found),
+        ROUTE_NOT_FOUND);
+    CU_ASSERT_EQUAL(match("GET", "/metrics", HOST_TENANT, &found),
+        ROUTE_NOT_FOUND);
+    CU_ASSERT_EQUAL(match("GET", "/healthz", HOST_METRICS, &found),
+        ROUTE_WRONG_HOST);
 }
 
 static void
@@ -151,6 +167,8 @@ register_routes_tests(void)
 
     unit_test(s, "every route is reachable by its own pattern",
         test_every_route_is_reachable_by_its_own_pattern);
+    unit_test(s, "metrics route is only on the metrics listener",
+        test_metrics_route_is_only_on_the_metrics_listener);
     unit_test(s, "routes are unique", test_routes_are_unique);
     unit_test(s, "ids are canonicalised", test_ids_are_canonicalised);
     unit_test(s, "malformed ids do not match",

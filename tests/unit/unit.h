@@ -16,6 +16,7 @@ void register_executions_tests(void);
 void register_fastcgi_tests(void);
 void register_imageref_tests(void);
 void register_json_tests(void);
+void register_metrics_tests(void);
 void register_mongo_tests(void);
 void register_openapi_tests(void);
 void register_routes_tests(void);

@@ -50,6 +50,7 @@ main(void)
     register_fastcgi_tests();
     register_imageref_tests();
     register_json_tests();
+    register_metrics_tests();
     register_mongo_tests();
     register_openapi_tests();
     register_routes_tests();
