@@ -64,6 +64,8 @@ struct request {
     /* Filled before a tenant route's handler runs. */
     const struct tenant *tenant;
     struct token_claims auth;   /* auth.role == ROLE_NONE: anonymous */
+    bool audit_reads;           /* the tenant's setting, read in the
+                                   request's transaction */
 
     /* The response. */
     int status;

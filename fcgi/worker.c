@@ -187,19 +187,21 @@ authorise_statement(struct request *req, struct authorisation *a)
     a->params[1] = a->version;
     /* The tenant is the transaction's (sql/public/0008_authorise.sql). */
     a->statement = (struct db_statement){
-        "SELECT public.crewd_user_role($1, $2)", 2, a->params };
+        "SELECT role, audit_reads FROM public.crewd_request_user($1, $2)",
+        2, a->params };
 }
 
 static int
 authorise(struct request *req, const PGresult *res)
 {
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+    if (PQntuples(res) != 1) {
         response_header(req, "WWW-Authenticate",
             "Bearer error=\"invalid_token\"");
         return request_fail(req, 401, "invalid or expired token");
     }
 
     req->auth.role = role_parse(PQgetvalue(res, 0, 0));
+    req->audit_reads = db_bool(res, 0, 1);
     if (req->auth.role < req->route->role)
         return request_fail(req, 403, "your role may not do this");
     return 0;
@@ -247,7 +249,7 @@ run_tenant_route(struct request *req)
         rc = run_handler(req);
 
     /* A tenant that audits reads: the read's entry, in its transaction. */
-    if (rc == 0 && req->tenant->audit_reads &&
+    if (rc == 0 && req->audit_reads &&
         req->route->role != ROLE_NONE &&
         strcmp(req->route->method, "GET") == 0)
         rc = audit_read(req);

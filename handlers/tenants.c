@@ -184,7 +184,9 @@ tenants_self(struct request *req)
 /*
  * PATCH /api/v1/tenant (admins): the tenant's own settings, its name and
  * whether reads are audited.  Audited like every change, and announced
- * to the workers, whose tenant caches hold audit_reads.
+ * to the workers' tenant caches.  Each request reads audit_reads itself
+ * in its own transaction (public.crewd_request_user), so the setting
+ * holds from the next request on, whichever worker serves it.
  */
 int
 tenants_update(struct request *req)
