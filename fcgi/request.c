@@ -1,11 +1,84 @@
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <fcgiapp.h>
+#include <sodium.h>
+
 #include "log.h"
 #include "request.h"
+
+static const char *
+param(char **envp, const char *name)
+{
+    const char *v = FCGX_GetParam(name, envp);
+
+    return v != NULL ? v : "";
+}
+
+static const char *
+request_id_from(struct arena *a, const char *given)
+{
+    unsigned char bytes[8];
+    char hex[sizeof(bytes) * 2 + 1];
+
+    if (given[0] != '\0')
+        return arena_strndup(a, given, strnlen(given, REQUEST_ID_MAX));
+
+    /* Not behind nginx (a test, a health probe): make one up. */
+    randombytes_buf(bytes, sizeof(bytes));
+    sodium_bin2hex(hex, sizeof(hex), bytes, sizeof(bytes));
+    return arena_strdup(a, hex);
+}
+
+void
+request_from_params(struct request *req, char **envp)
+{
+    req->request_id = request_id_from(req->arena,
+        param(envp, "REQUEST_ID"));
+    req->method = param(envp, "REQUEST_METHOD");
+    req->path = param(envp, "DOCUMENT_URI");
+    req->query = param(envp, "QUERY_STRING");
+    req->remote_addr = param(envp, "REMOTE_ADDR");
+    req->user_agent = param(envp, "HTTP_USER_AGENT");
+    req->content_type = param(envp, "CONTENT_TYPE");
+    req->if_match = param(envp, "HTTP_IF_MATCH");
+    req->authorization = param(envp, "HTTP_AUTHORIZATION");
+    req->tenant_slug = param(envp, "TENANT_SLUG");
+    req->server_port = param(envp, "SERVER_PORT");
+}
+
+int
+request_body_length(struct request *req, char **envp, size_t *want,
+    bool *exact)
+{
+    const char *length_text = param(envp, "CONTENT_LENGTH");
+    size_t cap = req->conf->body_max_bytes;
+    unsigned long long n;
+    char *end;
+
+    *want = cap + 1;
+    *exact = false;
+    if (length_text[0] == '\0')
+        return 0;
+
+    if (length_text[0] < '0' || length_text[0] > '9')
+        return request_fail(req, 400, "invalid Content-Length");
+    errno = 0;
+    n = strtoull(length_text, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return request_fail(req, 400, "invalid Content-Length");
+    if (n > cap)
+        return request_fail(req, 413,
+            "the body is larger than %zu bytes", cap);
+    *want = (size_t)n;
+    *exact = true;
+    return 0;
+}
 
 int
 request_fail(struct request *req, int status, const char *fmt, ...)

@@ -73,6 +73,29 @@ struct request {
     struct crewd_error err;
 };
 
+/* The longest request id kept from nginx; longer ones are cut. */
+#define REQUEST_ID_MAX 64
+
+/*
+ * Fills what nginx passed (request_id to server_port above) from the
+ * FastCGI parameters: envp holds "NAME=value" strings and ends with NULL,
+ * as libfcgi hands them over.  An absent parameter is "", a longer
+ * request id than REQUEST_ID_MAX is cut, and a missing one is made up.
+ * Pure: reads no connection (the fuzz tests call it too).
+ */
+void request_from_params(struct request *req, char **envp);
+
+/*
+ * How many body bytes to read, from CONTENT_LENGTH in envp: *exact says
+ * that exactly *want bytes must arrive (fewer: the client went away).
+ * Without the parameter (a chunked upload) the body is read to its end:
+ * *want is the cap plus one and *exact false.  A length that is not a
+ * plain decimal number is a 400, one above conf->body_max_bytes a 413,
+ * before anything is allocated from it.
+ */
+int request_body_length(struct request *req, char **envp, size_t *want,
+    bool *exact);
+
 /* Sets req->err and returns -1, for "return request_fail(...)". */
 int request_fail(struct request *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -25,9 +25,6 @@
 #include "tenant_reset.h"
 #include "worker.h"
 
-/* The largest request id we keep from nginx; longer ones are cut. */
-#define REQUEST_ID_MAX 64
-
 /* Tenants whose MongoDB collections one sweep makes at most. */
 #define PROVISION_SWEEP_MAX 20
 
@@ -53,29 +50,6 @@ on_stop_signal(int sig)
     errno = saved_errno;
 }
 
-static const char *
-param(FCGX_Request *fr, const char *name)
-{
-    const char *v = FCGX_GetParam(name, fr->envp);
-
-    return v != NULL ? v : "";
-}
-
-static const char *
-request_id_from(struct arena *a, const char *given)
-{
-    unsigned char bytes[8];
-    char hex[sizeof(bytes) * 2 + 1];
-
-    if (given[0] != '\0')
-        return arena_strndup(a, given, strnlen(given, REQUEST_ID_MAX));
-
-    /* Not behind nginx (a test, a health probe): make one up. */
-    randombytes_buf(bytes, sizeof(bytes));
-    sodium_bin2hex(hex, sizeof(hex), bytes, sizeof(bytes));
-    return arena_strdup(a, hex);
-}
-
 /*
  * Reads exactly CONTENT_LENGTH bytes.  Without a length (chunked upload)
  * reads to the end.  More than the cap is a 413 before anything is
@@ -85,31 +59,16 @@ request_id_from(struct arena *a, const char *given)
 static int
 read_body(FCGX_Request *fr, struct request *req)
 {
-    const char *length_text = param(fr, "CONTENT_LENGTH");
     size_t cap = req->conf->body_max_bytes;
     size_t want, got = 0;
+    bool exact;
     char *body;
 
     req->body = "";
     req->body_len = 0;
 
-    if (length_text[0] != '\0') {
-        char *end;
-        unsigned long long n;
-
-        if (length_text[0] < '0' || length_text[0] > '9')
-            return request_fail(req, 400, "invalid Content-Length");
-        errno = 0;
-        n = strtoull(length_text, &end, 10);
-        if (errno != 0 || *end != '\0')
-            return request_fail(req, 400, "invalid Content-Length");
-        if (n > cap)
-            return request_fail(req, 413,
-                "the body is larger than %zu bytes", cap);
-        want = (size_t)n;
-    } else {
-        want = cap + 1;
-    }
+    if (request_body_length(req, fr->envp, &want, &exact) < 0)
+        return -1;
     if (want == 0)
         return 0;
 
@@ -122,10 +81,10 @@ read_body(FCGX_Request *fr, struct request *req)
         got += (size_t)n;
     }
 
-    if (length_text[0] == '\0' && got > cap)
+    if (!exact && got > cap)
         return request_fail(req, 413, "the body is larger than %zu bytes",
             cap);
-    if (length_text[0] != '\0' && got < want) {
+    if (exact && got < want) {
         log_info("request aborted: %zu of %zu body bytes arrived", got,
             want);
         return request_fail(req, 400, "the request body was cut short");
@@ -371,17 +330,7 @@ serve(struct worker *w, FCGX_Request *fr)
     buf_reset(&w->response);
     error_clear(&req.err);
 
-    req.request_id = request_id_from(w->arena, param(fr, "REQUEST_ID"));
-    req.method = param(fr, "REQUEST_METHOD");
-    req.path = param(fr, "DOCUMENT_URI");
-    req.query = param(fr, "QUERY_STRING");
-    req.remote_addr = param(fr, "REMOTE_ADDR");
-    req.user_agent = param(fr, "HTTP_USER_AGENT");
-    req.content_type = param(fr, "CONTENT_TYPE");
-    req.if_match = param(fr, "HTTP_IF_MATCH");
-    req.authorization = param(fr, "HTTP_AUTHORIZATION");
-    req.tenant_slug = param(fr, "TENANT_SLUG");
-    req.server_port = param(fr, "SERVER_PORT");
+    request_from_params(&req, fr->envp);
     log_set_context(req.request_id, req.tenant_slug);
 
     if (read_body(fr, &req) == 0)
