@@ -311,7 +311,9 @@ def sanitizer_options():
 
 
 def _remove_sanitizer_dir():
-    if _sanitizer_dir is not None and not os.listdir(_sanitizer_dir):
+    # Reports were shown when found; CREWD_TEST_KEEP=1 keeps them.
+    if _sanitizer_dir is not None and \
+            os.environ.get('CREWD_TEST_KEEP') != '1':
         shutil.rmtree(_sanitizer_dir, ignore_errors=True)
 
 
