@@ -17,14 +17,14 @@ Stack() starts, in a fresh folder under /tmp:
 
 Everything listens on 127.0.0.1 or on unix sockets, and everything is
 stopped and removed by close() (CREWD_TEST_KEEP=1 keeps the folder).
+Other local users reach neither socket: PostgreSQL's (trust
+authentication) is in a folder of mode 0700 of the user it runs as, and
+crewd's in a folder that only crewd's user and nginx's workers may enter.
 
 A sanitizer build (./configure --enable-sanitizers) reports into a
 folder of its own (see sanitizer_options()); close() raises
 SanitizerReport, showing the reports, when crewd or crewctl made any
 while the module ran, so a finding fails the module.
-Other local users reach neither socket: PostgreSQL's (trust
-authentication) is in a folder of mode 0700 of the user it runs as, and
-crewd's in a folder that only crewd's user and nginx's workers may enter.
 
 Requests go to nginx over TLS: the socket is opened to 127.0.0.1 and the
 name of the virtual host is sent as SNI and Host by hand, because the
@@ -264,9 +264,13 @@ class SanitizerReport(StackError):
     reported a finding in crewd or crewctl."""
 
 
-# What a report of each sanitizer contains.
-SANITIZER_MARKS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer',
-                   'runtime error:')
+# The first line of a report: "==PID==ERROR: AddressSanitizer: ...",
+# "==PID==ERROR: LeakSanitizer: ...", "FILE:LINE:COL: runtime error: ..."
+# (UndefinedBehaviorSanitizer), each at the start of a line, where no
+# text a client sent can stand (crewd's log lines start with the time).
+SANITIZER_REPORT_RE = re.compile(
+    r'^(==\d+==ERROR: (AddressSanitizer|LeakSanitizer)'
+    r'|\S+:\d+(:\d+)?: runtime error: )', re.M)
 
 _sanitizer_dir = None
 _reported = set()
@@ -329,12 +333,10 @@ def sanitizer_findings(*texts):
             _reported.add(path)
             found.append('==== %s\n%s' % (path, _tail(path, 200)))
     for name, text in texts:
-        if any(mark in text for mark in SANITIZER_MARKS):
-            lines = text.splitlines()
-            first = min(i for i, line in enumerate(lines)
-                        if any(mark in line for mark in SANITIZER_MARKS))
-            found.append('==== %s\n%s' % (
-                name, '\n'.join(lines[max(0, first - 5):first + 200])))
+        match = SANITIZER_REPORT_RE.search(text)
+        if match:
+            lines = text[match.start():].splitlines()
+            found.append('==== %s\n%s' % (name, '\n'.join(lines[:200])))
     return '\n'.join(found)
 
 
