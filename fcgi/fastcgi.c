@@ -491,12 +491,19 @@ fcgi_read_head(struct fcgi_conn *c, struct arena *a)
 }
 
 const char *
+fcgi_params_find(const struct fcgi_param *params, size_t count,
+    const char *name)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(params[i].name, name) == 0)
+            return params[i].value;
+    return NULL;
+}
+
+const char *
 fcgi_param(const struct fcgi_conn *c, const char *name)
 {
-    for (size_t i = 0; i < c->nparams; i++)
-        if (strcmp(c->params[i].name, name) == 0)
-            return c->params[i].value;
-    return NULL;
+    return fcgi_params_find(c->params, c->nparams, name);
 }
 
 ssize_t

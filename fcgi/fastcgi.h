@@ -88,6 +88,10 @@ int fcgi_read_head(struct fcgi_conn *c, struct arena *a);
 /* The value of parameter name, or NULL; the first one if repeated. */
 const char *fcgi_param(const struct fcgi_conn *c, const char *name);
 
+/* The first value of name among params, or NULL. */
+const char *fcgi_params_find(const struct fcgi_param *params, size_t count,
+    const char *name);
+
 /*
  * Reads up to n bytes of the body.  Returns how many arrived before the
  * end of the body (fewer than n only at its end), or -1 with c->error

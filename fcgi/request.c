@@ -1,11 +1,86 @@
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <sodium.h>
+
 #include "log.h"
+#include "fastcgi.h"
 #include "request.h"
+
+static const char *
+param(const struct fcgi_param *params, size_t count, const char *name)
+{
+    const char *v = fcgi_params_find(params, count, name);
+
+    return v != NULL ? v : "";
+}
+
+static const char *
+request_id_from(struct arena *a, const char *given)
+{
+    unsigned char bytes[8];
+    char hex[sizeof(bytes) * 2 + 1];
+
+    if (given[0] != '\0')
+        return arena_strndup(a, given, strnlen(given, REQUEST_ID_MAX));
+
+    /* Not behind nginx (a test, a health probe): make one up. */
+    randombytes_buf(bytes, sizeof(bytes));
+    sodium_bin2hex(hex, sizeof(hex), bytes, sizeof(bytes));
+    return arena_strdup(a, hex);
+}
+
+void
+request_from_params(struct request *req, const struct fcgi_param *params,
+    size_t count)
+{
+    req->request_id = request_id_from(req->arena,
+        param(params, count, "REQUEST_ID"));
+    req->method = param(params, count, "REQUEST_METHOD");
+    req->path = param(params, count, "DOCUMENT_URI");
+    req->query = param(params, count, "QUERY_STRING");
+    req->remote_addr = param(params, count, "REMOTE_ADDR");
+    req->user_agent = param(params, count, "HTTP_USER_AGENT");
+    req->content_type = param(params, count, "CONTENT_TYPE");
+    req->if_match = param(params, count, "HTTP_IF_MATCH");
+    req->authorization = param(params, count, "HTTP_AUTHORIZATION");
+    req->tenant_slug = param(params, count, "TENANT_SLUG");
+    req->server_port = param(params, count, "SERVER_PORT");
+    req->listener = param(params, count, "CREWD_LISTENER");
+}
+
+int
+request_body_length(struct request *req, const struct fcgi_param *params,
+    size_t count, size_t *want, bool *exact)
+{
+    const char *length_text = param(params, count, "CONTENT_LENGTH");
+    size_t cap = req->conf->body_max_bytes;
+    unsigned long long n;
+    char *end;
+
+    *want = cap + 1;
+    *exact = false;
+    if (length_text[0] == '\0')
+        return 0;
+
+    if (length_text[0] < '0' || length_text[0] > '9')
+        return request_fail(req, 400, "invalid Content-Length");
+    errno = 0;
+    n = strtoull(length_text, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return request_fail(req, 400, "invalid Content-Length");
+    if (n > cap)
+        return request_fail(req, 413,
+            "the body is larger than %zu bytes", cap);
+    *want = (size_t)n;
+    *exact = true;
+    return 0;
+}
 
 int
 request_fail(struct request *req, int status, const char *fmt, ...)

@@ -32,6 +32,8 @@
 struct mongo;
 struct route;
 
+struct fcgi_param;
+
 struct request {
     struct arena *arena;
     struct db *db;
@@ -80,6 +82,30 @@ struct request {
     const char *execution_final;    /* the status; NULL: none */
     double execution_seconds;
 };
+
+/* The longest request id kept from nginx; longer ones are cut. */
+#define REQUEST_ID_MAX 64
+
+/*
+ * Fills what nginx passed (request_id to listener above) from the
+ * FastCGI parameters (fcgi_parse_params of fastcgi.h).  An absent parameter is "", a longer
+ * request id than REQUEST_ID_MAX is cut, and a missing one is made up.
+ * Pure: reads no connection (the fuzz tests call it too).
+ */
+void request_from_params(struct request *req,
+    const struct fcgi_param *params, size_t count);
+
+/*
+ * How many body bytes to read, from the parameter CONTENT_LENGTH:
+ * *exact says that exactly *want bytes must arrive (fewer: the client went away).
+ * Without the parameter (a chunked upload) the body is read to its end:
+ * *want is the cap plus one and *exact false.  A length that is not a
+ * plain decimal number is a 400, one above conf->body_max_bytes a 413,
+ * before anything is allocated from it.
+ */
+int request_body_length(struct request *req,
+    const struct fcgi_param *params, size_t count, size_t *want,
+    bool *exact);
 
 /* Sets req->err and returns -1, for "return request_fail(...)". */
 int request_fail(struct request *req, int status, const char *fmt, ...)

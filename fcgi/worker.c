@@ -28,9 +28,6 @@
 #include "tenant_reset.h"
 #include "worker.h"
 
-/* The largest request id we keep from nginx; longer ones are cut. */
-#define REQUEST_ID_MAX 64
-
 /* Tenants whose MongoDB collections one sweep makes at most. */
 #define PROVISION_SWEEP_MAX 20
 
@@ -56,29 +53,6 @@ on_stop_signal(int sig)
     errno = saved_errno;
 }
 
-static const char *
-param(struct fcgi_conn *c, const char *name)
-{
-    const char *v = fcgi_param(c, name);
-
-    return v != NULL ? v : "";
-}
-
-static const char *
-request_id_from(struct arena *a, const char *given)
-{
-    unsigned char bytes[8];
-    char hex[sizeof(bytes) * 2 + 1];
-
-    if (given[0] != '\0')
-        return arena_strndup(a, given, strnlen(given, REQUEST_ID_MAX));
-
-    /* Not behind nginx (a test, a health probe): make one up. */
-    randombytes_buf(bytes, sizeof(bytes));
-    sodium_bin2hex(hex, sizeof(hex), bytes, sizeof(bytes));
-    return arena_strdup(a, hex);
-}
-
 /*
  * Reads exactly CONTENT_LENGTH bytes.  Without a length (chunked upload)
  * reads to the end.  More than the cap is a 413 before anything is
@@ -89,32 +63,18 @@ request_id_from(struct arena *a, const char *given)
 static int
 read_body(struct fcgi_conn *c, struct request *req)
 {
-    const char *length_text = param(c, "CONTENT_LENGTH");
     size_t cap = req->conf->body_max_bytes;
     size_t want, got;
     ssize_t n_read;
+    bool exact;
     char *body;
 
     req->body = "";
     req->body_len = 0;
 
-    if (length_text[0] != '\0') {
-        char *end;
-        unsigned long long n;
-
-        if (length_text[0] < '0' || length_text[0] > '9')
-            return request_fail(req, 400, "invalid Content-Length");
-        errno = 0;
-        n = strtoull(length_text, &end, 10);
-        if (errno != 0 || *end != '\0')
-            return request_fail(req, 400, "invalid Content-Length");
-        if (n > cap)
-            return request_fail(req, 413,
-                "the body is larger than %zu bytes", cap);
-        want = (size_t)n;
-    } else {
-        want = cap + 1;
-    }
+    if (request_body_length(req, c->params, c->nparams, &want,
+            &exact) < 0)
+        return -1;
     if (want == 0)
         return 0;
 
@@ -126,10 +86,10 @@ read_body(struct fcgi_conn *c, struct request *req)
     }
     got = (size_t)n_read;
 
-    if (length_text[0] == '\0' && got > cap)
+    if (!exact && got > cap)
         return request_fail(req, 413, "the body is larger than %zu bytes",
             cap);
-    if (length_text[0] != '\0' && got < want) {
+    if (exact && got < want) {
         log_info("request aborted: %zu of %zu body bytes arrived", got,
             want);
         return request_fail(req, 400, "the request body was cut short");
@@ -392,18 +352,7 @@ serve(struct worker *w, struct fcgi_conn *c)
     buf_reset(&w->response);
     error_clear(&req.err);
 
-    req.request_id = request_id_from(w->arena, param(c, "REQUEST_ID"));
-    req.method = param(c, "REQUEST_METHOD");
-    req.path = param(c, "DOCUMENT_URI");
-    req.query = param(c, "QUERY_STRING");
-    req.remote_addr = param(c, "REMOTE_ADDR");
-    req.user_agent = param(c, "HTTP_USER_AGENT");
-    req.content_type = param(c, "CONTENT_TYPE");
-    req.if_match = param(c, "HTTP_IF_MATCH");
-    req.authorization = param(c, "HTTP_AUTHORIZATION");
-    req.tenant_slug = param(c, "TENANT_SLUG");
-    req.server_port = param(c, "SERVER_PORT");
-    req.listener = param(c, "CREWD_LISTENER");
+    request_from_params(&req, c->params, c->nparams);
     log_set_context(req.request_id, req.tenant_slug);
 
     if (read_body(c, &req) == 0)

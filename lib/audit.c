@@ -114,7 +114,9 @@ audit_mask(struct json_object *value)
     size_t n;
 
     switch (json_object_get_type(value)) {
-    case json_type_object:
+    case json_type_object: {
+        /* A block: the macro declares variables, which C11 does not
+           allow straight after a label (clang refuses it). */
         json_object_object_foreach(value, name, member) {
             if (audit_secret_name(name) && member != NULL)
                 json_object_object_add(value, name,
@@ -123,6 +125,7 @@ audit_mask(struct json_object *value)
                 audit_mask(member);
         }
         break;
+    }
     case json_type_array:
         n = json_object_array_length(value);
         for (size_t i = 0; i < n; i++)

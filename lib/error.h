@@ -41,7 +41,7 @@ void error_clear(struct crewd_error *e);
 int error_set(struct crewd_error *e, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int error_vset(struct crewd_error *e, int status, const char *fmt,
-    va_list ap);
+    va_list ap) __attribute__((format(printf, 3, 0)));
 
 /*
  * Adds one field problem.  The first one sets status 422 and a generic

@@ -68,6 +68,9 @@ log_set_context(const char *request_id, const char *tenant)
     copy_context(context_tenant, sizeof(context_tenant), tenant);
 }
 
+static void vlog(enum log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 vlog(enum log_level level, const char *fmt, va_list ap)
 {

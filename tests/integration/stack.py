@@ -21,6 +21,11 @@ Other local users reach neither socket: PostgreSQL's (trust
 authentication) is in a folder of mode 0700 of the user it runs as, and
 crewd's in a folder that only crewd's user and nginx's workers may enter.
 
+A sanitizer build (./configure --enable-sanitizers) reports into a
+folder of its own (see sanitizer_options()); close() raises
+SanitizerReport, showing the reports, when crewd or crewctl made any
+while the module ran, so a finding fails the module.
+
 Requests go to nginx over TLS: the socket is opened to 127.0.0.1 and the
 name of the virtual host is sent as SNI and Host by hand, because the
 system resolver does not map *.localhost to loopback.
@@ -276,6 +281,91 @@ def wait_for(predicate, timeout, interval=0.05):
 
 
 # ---------------------------------------------------------------------
+# Sanitizer reports.
+# ---------------------------------------------------------------------
+
+class SanitizerReport(StackError):
+    """AddressSanitizer, LeakSanitizer or UndefinedBehaviorSanitizer
+    reported a finding in crewd or crewctl."""
+
+
+# The first line of a report: "==PID==ERROR: AddressSanitizer: ...",
+# "==PID==ERROR: LeakSanitizer: ...", "FILE:LINE:COL: runtime error: ..."
+# (UndefinedBehaviorSanitizer), each at the start of a line, where no
+# text a client sent can stand (crewd's log lines start with the time).
+SANITIZER_REPORT_RE = re.compile(
+    r'^(==\d+==ERROR: (AddressSanitizer|LeakSanitizer)'
+    r'|\S+:\d+(:\d+)?: runtime error: )', re.M)
+
+_sanitizer_dir = None
+_reported = set()
+
+
+def _merge_options(current, options):
+    """A sanitizer option string: current, then options over it."""
+    merged = [item for item in (current or '').split(':')
+              if item and item.split('=')[0] not in options]
+    merged += ['%s=%s' % item for item in options.items()]
+    return ':'.join(merged)
+
+
+def sanitizer_options():
+    """Points the sanitizers of every crewd and crewctl this process
+    starts (through the environment, which they inherit, whoever starts
+    them) at one report folder, and returns it.  Each process writes
+    its reports to a file of its own (log_path adds the pid), so nothing
+    is lost when a worker's stderr is busy or a test reads crewctl's.
+    LeakSanitizer checks each process as it exits: a worker after
+    SIGTERM, crewctl after each command.  The options are harmless for
+    a build without sanitizers."""
+    global _sanitizer_dir
+    if _sanitizer_dir is None:
+        _sanitizer_dir = tempfile.mkdtemp(prefix='crewd-sanitizer-',
+                                          dir='/tmp')
+        os.chmod(_sanitizer_dir, 0o755)
+        os.environ['ASAN_OPTIONS'] = _merge_options(
+            os.environ.get('ASAN_OPTIONS'), {
+                'log_path': os.path.join(_sanitizer_dir, 'asan'),
+                'detect_leaks': '1',
+                'halt_on_error': '1',
+            })
+        os.environ['UBSAN_OPTIONS'] = _merge_options(
+            os.environ.get('UBSAN_OPTIONS'), {
+                'log_path': os.path.join(_sanitizer_dir, 'ubsan'),
+                'halt_on_error': '1',
+                'print_stacktrace': '1',
+            })
+        atexit.register(_remove_sanitizer_dir)
+    return _sanitizer_dir
+
+
+def _remove_sanitizer_dir():
+    # Reports were shown when found; CREWD_TEST_KEEP=1 keeps them.
+    if _sanitizer_dir is not None and \
+            os.environ.get('CREWD_TEST_KEEP') != '1':
+        shutil.rmtree(_sanitizer_dir, ignore_errors=True)
+
+
+def sanitizer_findings(*texts):
+    """The reports in the folder not shown before, and the texts (a
+    log, a program's output) that hold a report, as one string; '' when
+    there is none."""
+    found = []
+    if _sanitizer_dir is not None:
+        for path in sorted(glob.glob(os.path.join(_sanitizer_dir, '*'))):
+            if path in _reported:
+                continue
+            _reported.add(path)
+            found.append('==== %s\n%s' % (path, _tail(path, 200)))
+    for name, text in texts:
+        match = SANITIZER_REPORT_RE.search(text)
+        if match:
+            lines = text[match.start():].splitlines()
+            found.append('==== %s\n%s' % (name, '\n'.join(lines[:200])))
+    return '\n'.join(found)
+
+
+# ---------------------------------------------------------------------
 # HTTP.
 # ---------------------------------------------------------------------
 
@@ -466,6 +556,7 @@ class Stack:
 
     def start(self):
         atexit.register(self.close)
+        sanitizer_options()
         self.dir = tempfile.mkdtemp(prefix='crewd-test-', dir='/tmp')
         os.chmod(self.dir, 0o755)
         self.pg_dir = os.path.join(self.dir, 'pg')
@@ -809,6 +900,11 @@ class Stack:
         proc = subprocess.run(
             [self.tools['crewctl'], '-c', self.conf_path] + list(args),
             capture_output=True, text=True, input=input, timeout=120)
+        report = sanitizer_findings(('crewctl %s' % ' '.join(args),
+                                     proc.stderr + proc.stdout))
+        if report:
+            raise SanitizerReport('crewctl %s: sanitizer report:\n%s' % (
+                ' '.join(args), report))
         if check and proc.returncode != 0:
             raise StackError('crewctl %s failed (%d): %s%s' % (
                 ' '.join(args), proc.returncode, proc.stdout, proc.stderr))
@@ -1121,6 +1217,11 @@ class Stack:
             except (StackError, subprocess.TimeoutExpired) as e:
                 errors.append('postgres: %s' % e)
 
+        # Every crewd process has exited (LeakSanitizer has looked at
+        # each): any report fails the module.
+        report = sanitizer_findings(
+            *([('crewd.log', self.crewd_log())] if self.dir else []))
+
         if self.dir is not None:
             if os.environ.get('CREWD_TEST_KEEP') == '1':
                 print('%s: kept %s' % (self.name, self.dir), flush=True)
@@ -1129,6 +1230,11 @@ class Stack:
         if errors:
             print('%s: while stopping: %s' % (self.name, '; '.join(errors)),
                   flush=True)
+        if report:
+            print('%s: SANITIZER REPORT\n%s' % (self.name, report),
+                  flush=True)
+            raise SanitizerReport('%s: crewd or crewctl made a sanitizer '
+                                  'report (shown above)' % self.name)
 
 
 class Tenant:

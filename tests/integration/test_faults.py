@@ -211,6 +211,10 @@ class WorkerFaultTest(FaultTestCase):
         self.assertAllOk([self.get() for _ in range(2 * len(workers))])
 
     def test_a_worker_that_segfaults_under_load_is_replaced(self):
+        if os.environ.get('CREWD_SANITIZED') == 'yes':
+            # AddressSanitizer turns every SIGSEGV into a report, which
+            # fails the run; the SIGKILL test below covers replacement.
+            self.skipTest('a sanitizer build reports any SIGSEGV')
         self.kill_under_load(signal.SIGSEGV)
 
     def test_a_worker_killed_under_load_is_replaced(self):

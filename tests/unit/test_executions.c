@@ -12,7 +12,7 @@ test_names_round_trip(void)
         CU_ASSERT_PTR_NOT_NULL_FATAL(execution_status_names[s]);
         CU_ASSERT_TRUE(execution_status_parse(execution_status_names[s],
             &parsed));
-        CU_ASSERT_EQUAL(parsed, s);
+        CU_ASSERT_EQUAL((int)parsed, s);
     }
     CU_ASSERT_PTR_NULL(execution_status_names[EXECUTION_STATUS_COUNT]);
 }
