@@ -535,13 +535,15 @@ if [ -z "$CURL" ]; then
     [ "$failed" = 0 ] && exit 0 || exit 1
 fi
 
+# Below Linux's ephemeral range (32768-60999), where the machine's own
+# outgoing connections take their local ports and would make bind() fail.
 random_port() {
     n=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-    printf '%d\n' $((20000 + n % 40000))
+    printf '%d\n' $((10000 + n % 22000))
 }
 port_busy() {
     command -v ss >/dev/null 2>&1 || return 1
-    [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]
+    [ -n "$(ss -Hatn "sport = :$1" 2>/dev/null)" ]
 }
 pick_ports() {
     while :; do
