@@ -60,11 +60,14 @@ on_stop_signal(int sig)
  * length is a 400; a connection that fails mid-body (closed, stalled,
  * broken records) aborts the request, and no handler runs either way.
  */
+/* What a body of unknown length is first read into. */
+#define BODY_FIRST_READ 4096
+
 static int
 read_body(struct fcgi_conn *c, struct request *req)
 {
     size_t cap = req->conf->body_max_bytes;
-    size_t want, got;
+    size_t want, got, size;
     ssize_t n_read;
     bool exact;
     char *body;
@@ -78,13 +81,35 @@ read_body(struct fcgi_conn *c, struct request *req)
     if (want == 0)
         return 0;
 
-    body = arena_alloc(req->arena, want + 1);
-    n_read = fcgi_read_stdin(c, body, want);
-    if (n_read < 0) {
-        log_info("request aborted: %s", c->error);
-        return request_fail(req, 400, "the request body was cut short");
+    /*
+     * A known length is allocated once.  Without one (nginx passes none
+     * for a GET, or for a chunked upload) the buffer grows as the body
+     * arrives, from a page up to the cap, so a request without a body
+     * costs no cap-sized allocation.
+     */
+    size = exact ? want : (want < BODY_FIRST_READ ? want : BODY_FIRST_READ);
+    body = arena_alloc(req->arena, size + 1);
+    got = 0;
+    for (;;) {
+        n_read = fcgi_read_stdin(c, body + got, size - got);
+        if (n_read < 0) {
+            log_info("request aborted: %s", c->error);
+            return request_fail(req, 400, "the request body was cut short");
+        }
+        got += (size_t)n_read;
+        if (got < size || size == want)
+            break;
+
+        /* Full, and more may come: twice the room, the cap at most. */
+        {
+            size_t bigger = size * 2 < want ? size * 2 : want;
+            char *grown = arena_alloc(req->arena, bigger + 1);
+
+            memcpy(grown, body, got);
+            body = grown;
+            size = bigger;
+        }
     }
-    got = (size_t)n_read;
 
     if (!exact && got > cap)
         return request_fail(req, 413, "the body is larger than %zu bytes",

@@ -328,6 +328,22 @@ class ContentLengthTest(FastcgiTestCase):
                          params={'CONTENT_LENGTH': str(len(body))})
         self.assertEqual(self.assertJson(resp, 201)['name'], 'Long')
 
+    def test_a_body_without_content_length_is_read_to_its_end(self):
+        # As a chunked upload reaches crewd: no length, the body grows
+        # past the first read into the cap.
+        agent = dict(AGENT, name='Unannounced',
+                     backstory='x' * 20000)
+        resp = self.post(json=agent, params={'CONTENT_LENGTH': None})
+        self.assertEqual(self.assertJson(resp, 201)['backstory'],
+                         'x' * 20000)
+
+    def test_a_body_without_content_length_over_the_cap_is_413(self):
+        cap = int(self.stack.conf.get('body_max_bytes', 1 << 20))
+        resp = self.post(body=b'[' + b'1,' * cap + b'1]',
+                         params={'CONTENT_LENGTH': None})
+        self.assertProblem(resp, 413)
+        self.assertUnharmed()
+
     def test_a_record_of_another_kind_inside_the_body_aborts_it(self):
         body = ('{"name": "Mixed", "role": "R", "goal": "G"}').encode()
         resp = self.post(body=body, stdin=fcgi_record(FCGI_STDIN, 1,
