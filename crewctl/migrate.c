@@ -91,6 +91,18 @@ read_file(const char *path, struct crewd_error *err)
     return text;
 }
 
+/* Frees n migrations read by load_source(), and the array. */
+static void
+free_migrations(struct migration *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free((char *)list[i].name);
+        free((char *)list[i].up);
+        free((char *)list[i].down);
+    }
+    free(list);
+}
+
 static int
 compare_versions(const void *a, const void *b)
 {
@@ -141,24 +153,28 @@ load_source(const char *dir, struct migration **out, size_t *count,
         list[n].down = list[n].up != NULL ? read_file(down_path, err) : NULL;
         free(path);
         free(down_path);
-        if (list[n].down == NULL)
+        if (list[n].down == NULL) {
+            n++;        /* what was read of it is freed below */
             break;
+        }
         n++;
     }
     closedir(d);
     if (err->detail[0] != '\0') {
-        free(list);
+        free_migrations(list, n);
         return -1;
     }
     qsort(list, n, sizeof(*list), compare_versions);
     for (size_t i = 1; i < n; i++)
         if (list[i].version == list[i - 1].version) {
-            free(list);
+            int version = list[i].version;
+
+            free_migrations(list, n);
             return error_set(err, 0, "%s: two migrations numbered %d",
-                dir, list[i].version);
+                dir, version);
         }
     if (n == 0) {
-        free(list);
+        free_migrations(list, n);
         return error_set(err, 0, "%s holds no NNNN_name.up.sql", dir);
     }
     *out = list;
@@ -445,14 +461,8 @@ migrate_shared(struct db *db, const struct crewd_conf *conf,
     rc = 0;
 
 out:
-    if (loaded != NULL) {
-        for (size_t i = 0; i < count; i++) {
-            free((char *)loaded[i].name);
-            free((char *)loaded[i].up);
-            free((char *)loaded[i].down);
-        }
-        free(loaded);
-    }
+    if (loaded != NULL)
+        free_migrations(loaded, count);
     return rc;
 }
 

@@ -1234,6 +1234,7 @@ restore_users(struct restore *r)
     while ((len = getline(&line, &size, in)) > 0) {
         struct json_object *user = NULL, *id;
         struct buf names = BUF_INIT;
+        char user_id[UUID_TEXT_LEN + 1];
         const char *params[1];
         const char *from, *to;
         bool has_token_version = false;
@@ -1256,6 +1257,10 @@ restore_users(struct restore *r)
             damaged(r, "a user's id is not a UUID");
             goto out;
         }
+
+        /* Replacing the member frees from, and with --replace to. */
+        snprintf(user_id, sizeof(user_id), "%s", to);
+        to = user_id;
         json_object_object_add(user, "id", json_object_new_string(to));
         json_object_object_add(user, "tenant_id",
             json_object_new_string(r->to.id));

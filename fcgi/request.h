@@ -88,8 +88,9 @@ struct request {
 
 /*
  * Fills what nginx passed (request_id to listener above) from the
- * FastCGI parameters (fcgi_parse_params of fastcgi.h).  An absent parameter is "", a longer
- * request id than REQUEST_ID_MAX is cut, and a missing one is made up.
+ * FastCGI parameters (fcgi_parse_params of fastcgi.h).  An absent
+ * parameter is "", a longer request id than REQUEST_ID_MAX is cut, and
+ * a missing one is made up.
  * Pure: reads no connection (the fuzz tests call it too).
  */
 void request_from_params(struct request *req,
@@ -97,7 +98,8 @@ void request_from_params(struct request *req,
 
 /*
  * How many body bytes to read, from the parameter CONTENT_LENGTH:
- * *exact says that exactly *want bytes must arrive (fewer: the client went away).
+ * *exact says that exactly *want bytes must arrive (fewer: the client
+ * went away).
  * Without the parameter (a chunked upload) the body is read to its end:
  * *want is the cap plus one and *exact false.  A length that is not a
  * plain decimal number is a 400, one above conf->body_max_bytes a 413,

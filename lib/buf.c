@@ -48,7 +48,8 @@ void
 buf_append(struct buf *b, const void *data, size_t len)
 {
     buf_reserve(b, len);
-    memcpy(b->data + b->len, data, len);
+    if (len > 0)        /* data may be NULL then, which memcpy may not */
+        memcpy(b->data + b->len, data, len);
     b->len += len;
     b->data[b->len] = '\0';
 }

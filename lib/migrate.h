@@ -7,9 +7,8 @@
  * schema.  They name tables without a schema: the runner (the database
  * function public.crewd_migrate_schema, fed from
  * public.tenant_migrations, so that crewd_create_tenant builds new
- * schemas from the same text) sets
- * the search path to the target schema, so the same text builds tenant_template and
- * every tenant, and a foreign key inside a tenant schema points at that
+ * schemas from the same text) sets the search path to the target
+ * schema, so the same text builds tenant_template and every tenant, and a foreign key inside a tenant schema points at that
  * schema's own table.  Each schema records its version in its own
  * schema_migrations table.
  *
