@@ -438,9 +438,24 @@ migrate_shared(struct db *db, const struct crewd_conf *conf,
             err) < 0)
         goto out;
 
-    *version = o->to > 0 ? o->to : migrate_stored_latest(db, err);
-    if (*version < 0)
-        goto out;
+    /*
+     * Without --to: the newest of the migrations this run carries, or
+     * the template's version if that is newer (a crewctl older than the
+     * database rolls nothing back).  Not the newest stored: a migration
+     * tried from a --source folder and rolled back must not come back
+     * with the next plain run.
+     */
+    if (o->to > 0) {
+        *version = o->to;
+    } else {
+        int template = migrate_schema_version(db, TEMPLATE_SCHEMA, err);
+
+        if (template < 0)
+            goto out;
+        *version = count > 0 ? list[count - 1].version : 0;
+        if (template > *version)
+            *version = template;
+    }
     if (o->to > migrate_stored_latest(db, err)) {
         error_set(err, 0, "--to %d: no such migration (the newest is %d)",
             o->to, migrate_stored_latest(db, err));

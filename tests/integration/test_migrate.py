@@ -233,6 +233,13 @@ class MigrationRolloutTest(MigrateTestCase):
         self.assertFalse(self.has_column(schema, 'agents', 'notes'))
         self.assertIsNone(self.stack.psql_value(
             "SELECT to_regclass(:'t')", t=schema + '.agent_labels'))
+        # A plain run afterwards (the migrations crewctl carries) brings
+        # nothing back: the rolled-back ones live only in the folder.
+        plain = self.stack.crewctl('migrate')
+        self.assertRegex(plain.stdout, r'(?m)^0 schema\(s\) migrated to '
+                         r'version %d' % self.base)
+        self.assertEqual(set(self.versions()[0]), {self.base})
+
         # The rolled-back template builds new tenants without the column.
         fresh = self.stack.new_tenant('rolled')
         self.assertFalse(self.has_column(self.schema_of(fresh.slug),
