@@ -114,6 +114,8 @@ session_setup(struct db *db, struct crewd_error *err)
     PGresult *res;
     char *path, *sql;
 
+    db->clean_check_ready = false;
+
     /* Timestamps leave the server in one known shape (db_timestamp). */
     if (db_run(db, err, "SET TimeZone = 'UTC'", 0, NULL) < 0 ||
         db_run(db, err, "SET DateStyle = 'ISO'", 0, NULL) < 0)
@@ -153,8 +155,7 @@ session_setup(struct db *db, struct crewd_error *err)
         return -1;
     }
     PQclear(res);
-    free(db->clean_check);
-    db->clean_check = xstrdup("EXECUTE " CLEAN_CHECK);
+    db->clean_check_ready = true;
     return 0;
 }
 
@@ -208,8 +209,7 @@ db_close(struct db *db)
     db->conn = NULL;
     free(db->conninfo);
     db->conninfo = NULL;
-    free(db->clean_check);
-    db->clean_check = NULL;
+    db->clean_check_ready = false;
     prepared_forget(db);
     free(db->prepared);
     db->prepared = NULL;
@@ -546,20 +546,17 @@ db_end_checked(struct db *db, bool commit, bool *clean,
     struct crewd_error *err)
 {
     PGresult *res;
-    char *sql;
     int rc = 0;
 
     *clean = false;
-    if (db->conn == NULL || db->clean_check == NULL) {
+    if (db->conn == NULL || !db->clean_check_ready) {
         err->retry_after = 1;
         return error_set(err, 503, "the database is unavailable");
     }
 
     /* The simple protocol: the end and the question in one round trip. */
-    sql = xasprintf("%s; %s", commit ? "COMMIT" : "ROLLBACK",
-        db->clean_check);
-    res = PQexec(db->conn, sql);
-    free(sql);
+    res = PQexec(db->conn, commit ? "COMMIT; EXECUTE " CLEAN_CHECK
+                                  : "ROLLBACK; EXECUTE " CLEAN_CHECK);
     if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
         *clean = db_bool(res, 0, 0);
     else if (commit) {

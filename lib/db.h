@@ -29,9 +29,8 @@ struct db {
        mode (enum isolation_mode of conf.h). */
     bool owner;
     int isolation;
-    /* A query answering true while the session holds nothing a request
-       left behind (db_end_checked); made at connect. */
-    char *clean_check;
+    /* The session check of db_end_checked is prepared (at connect). */
+    bool clean_check_ready;
     /* Statements prepared on this connection (db.c), by their text. */
     struct db_prepared *prepared;
     unsigned prepared_count;
