@@ -11,21 +11,10 @@
 #include "mongo.h"
 #include "unit.h"
 
-static struct json_object *
-parse(const char *text)
-{
-    struct json_object *value = NULL;
-    struct crewd_error err;
-
-    error_clear(&err);
-    CU_ASSERT_EQUAL_FATAL(json_parse(text, strlen(text), &value, &err), 0);
-    return value;
-}
-
 static bool
 same_json(struct json_object *value, const char *expected)
 {
-    struct json_object *want = parse(expected);
+    struct json_object *want = unit_parse_json(expected);
     bool same = json_object_equal(value, want);
 
     json_object_put(want);
@@ -54,7 +43,7 @@ test_secret_names(void)
 static void
 test_mask_replaces_secrets_at_any_depth(void)
 {
-    struct json_object *v = parse(
+    struct json_object *v = unit_parse_json(
         "{\"name\":\"a\",\"password\":\"p\",\"config\":{\"api_key\":"
         "{\"x\":1},\"list\":[{\"token\":\"t\"},3],\"secret\":null},"
         "\"credentials\":[\"c\"]}");
@@ -171,8 +160,8 @@ test_document_round_trip(void)
     /* And shown as they were. */
     jw_init(&w, &out);
     audit_write_entry(&w, &doc);
-    shown = parse(buf_cstr(&out));
-    want = parse(sample.changes);
+    shown = unit_parse_json(buf_cstr(&out));
+    want = unit_parse_json(sample.changes);
     CU_ASSERT_TRUE(json_object_equal(json_object_object_get(shown,
         "changes"), want));
     CU_ASSERT_STRING_EQUAL(json_object_get_string(

@@ -33,17 +33,6 @@ only_problem(const struct crewd_error *err)
     return err->nfields == 1 ? err->fields[0].field : "";
 }
 
-static struct json_object *
-parse(const char *text)
-{
-    struct json_object *value = NULL;
-    struct crewd_error err;
-
-    error_clear(&err);
-    CU_ASSERT_EQUAL_FATAL(json_parse(text, strlen(text), &value, &err), 0);
-    return value;
-}
-
 static void
 test_collection_names_carry_the_tenant_id(void)
 {
@@ -291,7 +280,7 @@ test_dollar_and_dotted_names_are_refused_at_any_depth(void)
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct json_object *value = parse(cases[i].json);
+        struct json_object *value = unit_parse_json(cases[i].json);
         bson_t *doc = good_log();
         uint32_t before = doc->len;
         struct crewd_error err;
@@ -326,8 +315,9 @@ test_a_stored_document_is_checked_for_names_too(void)
 static void
 test_json_becomes_typed_bson(void)
 {
-    struct json_object *value = parse("{\"s\": \"x\", \"i\": 9007199254740993,"
-        " \"d\": 2.5, \"t\": true, \"n\": null, \"a\": [1, \"two\"],"
+    struct json_object *value = unit_parse_json(
+        "{\"s\": \"x\", \"i\": 9007199254740993, \"d\": 2.5,"
+        " \"t\": true, \"n\": null, \"a\": [1, \"two\"],"
         " \"o\": {\"k\": -1}}");
     bson_t doc = BSON_INITIALIZER;
     struct crewd_error err;
@@ -361,7 +351,7 @@ test_bson_is_written_back_as_the_same_json(void)
 {
     static const char text[] = "{\"s\":\"x\\\"y\",\"i\":-7,\"d\":0.1,"
         "\"t\":false,\"n\":null,\"a\":[1,[]],\"o\":{\"k\":{}}}";
-    struct json_object *value = parse(text);
+    struct json_object *value = unit_parse_json(text);
     bson_t doc = BSON_INITIALIZER;
     struct buf out = BUF_INIT;
     struct json_writer w;
@@ -390,7 +380,8 @@ test_bson_is_written_back_as_the_same_json(void)
 static void
 test_validators_follow_the_design(void)
 {
-    struct json_object *v = parse(mongo_validator_json(MONGO_EXECUTION_LOGS));
+    struct json_object *v =
+        unit_parse_json(mongo_validator_json(MONGO_EXECUTION_LOGS));
     struct json_object *schema, *required, *props, *level, *choices;
 
     CU_ASSERT_TRUE_FATAL(json_object_object_get_ex(v, "$jsonSchema",
@@ -409,7 +400,7 @@ test_validators_follow_the_design(void)
         "[\"debug\",\"info\",\"warning\",\"error\"]");
     json_object_put(v);
 
-    v = parse(mongo_validator_json(MONGO_AUDIT_LOGS));
+    v = unit_parse_json(mongo_validator_json(MONGO_AUDIT_LOGS));
     CU_ASSERT_TRUE_FATAL(json_object_object_get_ex(v, "$jsonSchema",
         &schema));
     CU_ASSERT_TRUE_FATAL(json_object_object_get_ex(schema, "required",

@@ -28,4 +28,8 @@ void register_token_tests(void);
 CU_pSuite unit_suite(const char *name);
 void unit_test(CU_pSuite suite, const char *name, CU_TestFunc fn);
 
+/* text as JSON through the strict parser; a parse failure fails the test. */
+struct json_object;
+struct json_object *unit_parse_json(const char *text);
+
 #endif

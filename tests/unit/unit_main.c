@@ -2,10 +2,12 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <CUnit/Basic.h>
 #include <sodium.h>
 
+#include "json.h"
 #include "log.h"
 #include "unit.h"
 
@@ -28,6 +30,17 @@ unit_test(CU_pSuite suite, const char *name, CU_TestFunc fn)
         fprintf(stderr, "cannot add test %s: %s\n", name, CU_get_error_msg());
         exit(1);
     }
+}
+
+struct json_object *
+unit_parse_json(const char *text)
+{
+    struct json_object *value = NULL;
+    struct crewd_error err;
+
+    error_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(json_parse(text, strlen(text), &value, &err), 0);
+    return value;
 }
 
 int
