@@ -130,23 +130,26 @@ tenant_reset_begin(struct db *db, struct arena *a,
      * The tenant's schema alone on the search path (no public, so an
      * unqualified name can only mean a tenant table; shared tables are
      * always written with their schema), its id for row-level security,
-     * and its role: all transaction-local.  BEGIN, the switch and the
-     * request's first statement go in one round trip.
+     * and its role: all transaction-local.  BEGIN, the request's first
+     * statement and the switch go in one round trip.  The first statement
+     * runs before the switch, under the session's own role and search
+     * path: a statement run after the switch is analysed again each time,
+     * since the path it was prepared under has changed.
      */
     if (tenant_switch_prepare(db, tenant, &sw, err) < 0)
         return -1;
     statements[n++] = (struct db_statement){ "BEGIN", 0, NULL };
-    for (int i = 0; i < sw.count; i++)
-        statements[n++] = sw.statements[i];
     if (first != NULL)
         statements[n++] = *first;
+    for (int i = 0; i < sw.count; i++)
+        statements[n++] = sw.statements[i];
 
     if (db_pipeline(db, a, err, statements, n, results) < 0) {
         db_rollback(db);
         return -1;
     }
     if (first != NULL)
-        *first_result = results[n - 1];
+        *first_result = results[1];
     return 0;
 }
 

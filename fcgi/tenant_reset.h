@@ -4,12 +4,12 @@
  *
  *   tenant_resolve()      slug -> tenant (id, schema), from a per-worker
  *                         cache that a NOTIFY on crewd_tenants empties
- *   tenant_reset_begin()  BEGIN, then the switch of lib/tenant.c:
+ *   tenant_reset_begin()  BEGIN, the request's first statement (the
+ *                         token's user) and the switch of lib/tenant.c:
  *                         transaction-locally, the tenant's own role,
  *                         its schema alone on the search path and its id
  *                         for row-level security, as bound parameters;
- *                         with the request's first statement (the token's
- *                         user) in the same round trip
+ *                         all in one round trip
  *   ... the handler runs ...
  *   tenant_reset_end()    COMMIT, or ROLLBACK on any error, and in the
  *                         same round trip a check that the session holds
@@ -39,10 +39,12 @@ int tenant_resolve(struct db *db, struct arena *a, const char *slug,
     const struct tenant **out, struct crewd_error *err);
 
 /*
- * Opens the tenant's transaction: BEGIN and the switch (lib/tenant.h),
- * and, when first is not NULL, the request's first statement, all in one
- * round trip; its result goes to *first_result (released with the
- * arena).  Returns 0 or -1 (503, or the first statement's error).
+ * Opens the tenant's transaction: BEGIN, the request's first statement
+ * when first is not NULL, and the switch (lib/tenant.h), all in one
+ * round trip.  The first statement runs before the switch, under the
+ * session's role and search path; its result goes to *first_result
+ * (released with the arena).  Returns 0 or -1 (503, or the first
+ * statement's error).
  */
 int tenant_reset_begin(struct db *db, struct arena *a,
     const struct tenant *tenant, const struct db_statement *first,

@@ -155,11 +155,13 @@ authenticate(struct request *req)
  * active and have the token version the token was issued under (a
  * password reset or a suspension moves it), and its role now (not when
  * the token was issued) decides.  Access ends at once, not at expiry.
- * The statement rides in the round trip that opens the transaction.
+ * The statement rides in the round trip that opens the transaction,
+ * ahead of the tenant switch, so that its plan is kept
+ * (sql/public/0009_request_user_first.sql).
  */
 struct authorisation {
     struct db_statement statement;
-    const char *params[2];
+    const char *params[3];
     char version[24];
 };
 
@@ -168,18 +170,20 @@ authorise_statement(struct request *req, struct authorisation *a)
 {
     snprintf(a->version, sizeof(a->version), "%lld",
         (long long)req->auth.version);
-    a->params[0] = req->auth.user_id;
-    a->params[1] = a->version;
-    /* The tenant is the transaction's (sql/public/0008_authorise.sql). */
+    a->params[0] = req->tenant->id;
+    a->params[1] = req->auth.user_id;
+    a->params[2] = a->version;
     a->statement = (struct db_statement){
-        "SELECT role, audit_reads FROM public.crewd_request_user($1, $2)",
-        2, a->params };
+        "SELECT role, audit_reads"
+        " FROM public.crewd_request_user($1, $2, $3)",
+        3, a->params };
 }
 
 static int
 authorise(struct request *req, const PGresult *res)
 {
-    if (PQntuples(res) != 1) {
+    /* One row always; a user not found, inactive or moved on: NULLs. */
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
         response_header(req, "WWW-Authenticate",
             "Bearer error=\"invalid_token\"");
         return request_fail(req, 401, "invalid or expired token");
