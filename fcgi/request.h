@@ -68,6 +68,7 @@ struct request {
     struct token_claims auth;   /* auth.role == ROLE_NONE: anonymous */
     bool audit_reads;           /* the tenant's setting, read in the
                                    request's transaction */
+    int refused;                /* 401 or 403 once the user is refused */
 
     /* The response. */
     int status;

@@ -116,15 +116,36 @@ tenant_resolve(struct db *db, struct arena *a, const char *slug,
     return 0;
 }
 
+/*
+ * What the opening of a tenant's transaction holds until it has run:
+ * its statements' parameters must outlive tenant_reset_begin() when the
+ * opening waits for the handler's first statement.
+ */
+struct reset_opening {
+    struct db_opening opening;
+    struct tenant_switch sw;
+    tenant_first_check check;
+    void *arg;
+};
+
+/* The opening ran: the first statement's result (BEGIN's is before it). */
+static int
+reset_opening_check(void *arg, PGresult *const *results,
+    struct crewd_error *err)
+{
+    struct reset_opening *ro = arg;
+
+    return ro->check != NULL ? ro->check(ro->arg, results[1], err) : 0;
+}
+
 int
 tenant_reset_begin(struct db *db, struct arena *a,
     const struct tenant *tenant, const struct db_statement *first,
-    PGresult **first_result, struct crewd_error *err)
+    tenant_first_check check, void *arg, bool defer,
+    struct crewd_error *err)
 {
-    struct db_statement statements[4];
-    PGresult *results[4];
-    struct tenant_switch sw;
-    int n = 0;
+    struct reset_opening *ro = arena_alloc(a, sizeof(*ro));
+    struct db_opening *o = &ro->opening;
 
     /*
      * The tenant's schema alone on the search path (no public, so an
@@ -136,21 +157,34 @@ tenant_reset_begin(struct db *db, struct arena *a,
      * path: a statement run after the switch is analysed again each time,
      * since the path it was prepared under has changed.
      */
-    if (tenant_switch_prepare(db, tenant, &sw, err) < 0)
+    if (tenant_switch_prepare(db, tenant, &ro->sw, err) < 0)
         return -1;
-    statements[n++] = (struct db_statement){ "BEGIN", 0, NULL };
+    o->count = 0;
+    o->statements[o->count++] = (struct db_statement){ "BEGIN", 0, NULL };
     if (first != NULL)
-        statements[n++] = *first;
-    for (int i = 0; i < sw.count; i++)
-        statements[n++] = sw.statements[i];
+        o->statements[o->count++] = *first;
+    for (int i = 0; i < ro->sw.count; i++)
+        o->statements[o->count++] = ro->sw.statements[i];
+    ro->check = first != NULL ? check : NULL;
+    ro->arg = arg;
+    o->check = reset_opening_check;
+    o->arg = ro;
 
-    if (db_pipeline(db, a, err, statements, n, results) < 0) {
+    /* Deferred, it goes out with the handler's first statement. */
+    db_opening_defer(db, o);
+    if (defer)
+        return 0;
+    if (db_opening_flush(db, err) < 0) {
         db_rollback(db);
         return -1;
     }
-    if (first != NULL)
-        *first_result = results[1];
     return 0;
+}
+
+int
+tenant_reset_settle(struct db *db, struct crewd_error *err)
+{
+    return db_opening_flush(db, err);
 }
 
 int

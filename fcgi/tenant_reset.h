@@ -9,7 +9,9 @@
  *                         transaction-locally, the tenant's own role,
  *                         its schema alone on the search path and its id
  *                         for row-level security, as bound parameters;
- *                         all in one round trip
+ *                         all in one round trip, which for a resource's
+ *                         routes also carries the handler's first
+ *                         statement
  *   ... the handler runs ...
  *   tenant_reset_end()    COMMIT, or ROLLBACK on any error, and in the
  *                         same round trip a check that the session holds
@@ -38,17 +40,38 @@
 int tenant_resolve(struct db *db, struct arena *a, const char *slug,
     const struct tenant **out, struct crewd_error *err);
 
+/* Reads the result of the request's first statement; -1 refuses. */
+typedef int (*tenant_first_check)(void *arg, const PGresult *res,
+    struct crewd_error *err);
+
 /*
  * Opens the tenant's transaction: BEGIN, the request's first statement
  * when first is not NULL, and the switch (lib/tenant.h), all in one
  * round trip.  The first statement runs before the switch, under the
- * session's role and search path; its result goes to *first_result
- * (released with the arena).  Returns 0 or -1 (503, or the first
- * statement's error).
+ * session's role and search path; check(arg, its result) decides
+ * whether the request goes on.  first and its parameters must live
+ * until the opening has run.
+ *
+ * With defer, nothing is sent yet: the opening goes out with the
+ * handler's first statement, in the same round trip (db_opening_defer),
+ * and check's refusal becomes that statement's failure.  Only for
+ * handlers that do nothing outside PostgreSQL before their first
+ * statement, and that must not depend on what check learns before it.
+ * tenant_reset_settle() runs an opening still waiting after the handler.
+ *
+ * Returns 0 or -1 (503, or the first statement's error, or check's).
  */
 int tenant_reset_begin(struct db *db, struct arena *a,
     const struct tenant *tenant, const struct db_statement *first,
-    PGresult **first_result, struct crewd_error *err);
+    tenant_first_check check, void *arg, bool defer,
+    struct crewd_error *err);
+
+/*
+ * Runs an opening that is still waiting (its handler sent no
+ * statement, or failed before one) and returns check's verdict: 0, or
+ * -1 with err replaced.
+ */
+int tenant_reset_settle(struct db *db, struct crewd_error *err);
 
 /*
  * Ends it: commits when commit is true, otherwise rolls back.  A failed

@@ -179,21 +179,41 @@ authorise_statement(struct request *req, struct authorisation *a)
         3, a->params };
 }
 
+/* The opening's check (fcgi/tenant_reset.h) of the token's user. */
 static int
-authorise(struct request *req, const PGresult *res)
+authorise(void *arg, const PGresult *res, struct crewd_error *err)
 {
+    struct request *req = arg;
+
     /* One row always; a user not found, inactive or moved on: NULLs. */
     if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
         response_header(req, "WWW-Authenticate",
             "Bearer error=\"invalid_token\"");
-        return request_fail(req, 401, "invalid or expired token");
+        req->refused = 401;
+        return error_set(err, 401, "invalid or expired token");
     }
 
     req->auth.role = role_parse(PQgetvalue(res, 0, 0));
     req->audit_reads = db_bool(res, 0, 1);
-    if (req->auth.role < req->route->role)
-        return request_fail(req, 403, "your role may not do this");
+    if (req->auth.role < req->route->role) {
+        req->refused = 403;
+        return error_set(err, 403, "your role may not do this");
+    }
     return 0;
+}
+
+/*
+ * A refusal outranks whatever the handler made of the failed statement
+ * that carried it (a handler may turn a failure into a 404 of its own).
+ */
+static void
+refusal_restore(struct request *req)
+{
+    error_clear(&req->err);
+    if (req->refused == 401)
+        error_set(&req->err, 401, "invalid or expired token");
+    else
+        error_set(&req->err, 403, "your role may not do this");
 }
 
 static int
@@ -215,7 +235,6 @@ run_tenant_route(struct request *req)
 {
     struct authorisation authorisation;
     const struct tenant *tenant;
-    PGresult *user = NULL;
     int rc;
 
     if (db_ready(req->db, &req->err) < 0 ||
@@ -227,15 +246,25 @@ run_tenant_route(struct request *req)
     if (req->route->role != ROLE_NONE && authenticate(req) < 0)
         return;
 
+    /*
+     * A resource's routes (handlers/resource.c) do nothing outside
+     * PostgreSQL before their first statement, so the opening waits for
+     * it and both go in one round trip; the user is checked before the
+     * handler sees its rows, and a refusal rolls back what it did.
+     */
     if (req->route->role != ROLE_NONE)
         authorise_statement(req, &authorisation);
     if (tenant_reset_begin(req->db, req->arena, tenant,
             req->route->role != ROLE_NONE ? &authorisation.statement : NULL,
-            &user, &req->err) < 0)
+            authorise, req, req->route->resource != NULL, &req->err) < 0)
         return;
-    rc = req->route->role != ROLE_NONE ? authorise(req, user) : 0;
-    if (rc == 0)
-        rc = run_handler(req);
+    rc = run_handler(req);
+    if (tenant_reset_settle(req->db, &req->err) < 0)
+        rc = -1;
+    if (req->refused != 0) {
+        refusal_restore(req);
+        rc = -1;
+    }
 
     /* A tenant that audits reads: the read's entry, in its transaction. */
     if (rc == 0 && req->audit_reads &&

@@ -121,6 +121,19 @@ session_setup(struct db *db, struct crewd_error *err)
         db_run(db, err, "SET DateStyle = 'ISO'", 0, NULL) < 0)
         return -1;
 
+    /*
+     * The application role's statements are prepared on first use, and
+     * a handler's first one is prepared before the tenant switch that
+     * goes out with it (db_opening_defer): table names must resolve
+     * then.  The template schema has every tenant table and no rows,
+     * and the role may not read its tables; after the switch the
+     * server analyses the statement again against the tenant's schema.
+     * Shared tables are always named with their schema.
+     */
+    if (!db->owner &&
+        db_run(db, err, "SET search_path = tenant_template", 0, NULL) < 0)
+        return -1;
+
     if (db->listen_tenants &&
         db_run(db, err, "LISTEN " DB_TENANT_CHANNEL, 0, NULL) < 0)
         return -1;
@@ -184,6 +197,7 @@ db_open(struct db *db, const char *conninfo, bool listen_tenants,
 
     if (db->conn != NULL)
         PQfinish(db->conn);
+    db->opening = NULL;
     db->conn = PQconnectdb(conninfo);
     db->generation++;
     db->tenants_changed = true;     /* whatever we cached may be stale */
@@ -320,6 +334,12 @@ db_exec(struct db *db, struct arena *a, struct crewd_error *err,
     PGresult *res;
     ExecStatusType st;
 
+    if (db->opening != NULL) {
+        struct db_statement statement = { sql, nparams, params };
+
+        return db_pipeline(db, a, err, &statement, 1, &res) == 0 ? res
+                                                                 : NULL;
+    }
     if (db->conn == NULL) {
         err->retry_after = 1;
         error_set(err, 503, "the database is unavailable");
@@ -359,20 +379,26 @@ pipeline_result(PGconn *conn)
     return first;
 }
 
-/* After a failure: results the arena does not release are released. */
+/* Releases n results of a pipeline that the caller does not get. */
 static void
-forget_results(struct arena *a, PGresult **results, int n)
+clear_results(PGresult **results, int n)
 {
     for (int i = 0; i < n; i++) {
-        if (a == NULL)
-            PQclear(results[i]);
+        PQclear(results[i]);
         results[i] = NULL;
     }
 }
 
-int
-db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
-    const struct db_statement *statements, int n, PGresult **results)
+/*
+ * Sends n statements in one round trip and reads their results: those
+ * of the statements that succeeded, in order, are left in results (the
+ * caller's to release); *succeeded says how many.  Returns 0, or -1 with
+ * err filled from the first failure.
+ */
+static int
+pipeline_round_trip(struct db *db, struct crewd_error *err,
+    const struct db_statement *statements, int n, PGresult **results,
+    int *succeeded)
 {
     char names[DB_PIPELINE_MAX][32];
     const char *named[DB_PIPELINE_MAX];
@@ -380,6 +406,7 @@ db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
     bool failed = false;
     int sent = 0;
 
+    *succeeded = 0;
     for (int i = 0; i < n; i++)
         results[i] = NULL;
     if (n > DB_PIPELINE_MAX)
@@ -417,8 +444,7 @@ db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
 
         if (!failed && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
             results[i] = res;
-            if (a != NULL)
-                arena_defer(a, clear_result, res);
+            (*succeeded)++;
             continue;
         }
         if (!failed && st != PGRES_PIPELINE_ABORTED)
@@ -438,22 +464,106 @@ db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
     }
     if (!PQexitPipelineMode(db->conn) || sent != n)
         goto broken;
-    if (failed) {
-        forget_results(a, results, n);
-        return -1;
-    }
-    return 0;
+    return failed ? -1 : 0;
 
 broken:
     /* A pipeline we cannot finish leaves a connection we cannot trust. */
     log_warn("database pipeline failed: %s", PQerrorMessage(db->conn));
     PQfinish(db->conn);
     db->conn = NULL;
-    forget_results(a, results, n);
+    clear_results(results, n);
+    *succeeded = 0;
     err->retry_after = 1;
     if (!failed)
         error_set(err, 503, "the database is unavailable");
     return -1;
+}
+
+void
+db_opening_defer(struct db *db, struct db_opening *opening)
+{
+    db->opening = opening;
+}
+
+/*
+ * The opening's verdict, once its statements went out with succeeded
+ * of them done: an opening statement that failed (err says why), or
+ * check()'s refusal, which replaces whatever err held.
+ */
+static int
+opening_settle(struct db *db, PGresult **results, int succeeded,
+    struct crewd_error *err)
+{
+    struct db_opening *opening = db->opening;
+    struct crewd_error refusal;
+    int rc = 0;
+
+    db->opening = NULL;
+    if (succeeded < opening->count)
+        rc = -1;
+    else {
+        error_clear(&refusal);
+        if (opening->check(opening->arg, results, &refusal) < 0) {
+            *err = refusal;
+            rc = -1;
+        }
+    }
+    clear_results(results, succeeded < opening->count ? succeeded
+                                                       : opening->count);
+    return rc;
+}
+
+int
+db_opening_flush(struct db *db, struct crewd_error *err)
+{
+    PGresult *results[DB_OPENING_MAX];
+    int succeeded;
+
+    if (db->opening == NULL)
+        return 0;
+    pipeline_round_trip(db, err, db->opening->statements,
+        db->opening->count, results, &succeeded);
+    return opening_settle(db, results, succeeded, err);
+}
+
+int
+db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
+    const struct db_statement *statements, int n, PGresult **results)
+{
+    struct db_statement all[DB_PIPELINE_MAX];
+    PGresult *got[DB_PIPELINE_MAX];
+    int ahead = 0, succeeded, rc;
+
+    for (int i = 0; i < n; i++)
+        results[i] = NULL;
+    if (db->opening != NULL &&
+        db->opening->count + n > DB_PIPELINE_MAX &&
+        db_opening_flush(db, err) < 0)
+        return -1;
+
+    /* A deferred opening goes first, in the same round trip. */
+    if (db->opening != NULL) {
+        ahead = db->opening->count;
+        memcpy(all, db->opening->statements, ahead * sizeof(*all));
+    }
+    if (n > DB_PIPELINE_MAX - ahead)
+        return error_set(err, 500, "a pipeline of %d statements", n);
+    memcpy(all + ahead, statements, n * sizeof(*all));
+
+    rc = pipeline_round_trip(db, err, all, ahead + n, got, &succeeded);
+    if (ahead > 0 && opening_settle(db, got, succeeded, err) < 0)
+        rc = -1;
+    if (rc < 0) {
+        clear_results(got + ahead, n);
+        return -1;
+    }
+
+    for (int i = 0; i < n; i++) {
+        results[i] = got[ahead + i];
+        if (a != NULL)
+            arena_defer(a, clear_result, results[i]);
+    }
+    return 0;
 }
 
 int
@@ -473,6 +583,8 @@ db_run_script(struct db *db, struct crewd_error *err, const char *sql)
 {
     PGresult *res;
 
+    if (db_opening_flush(db, err) < 0)
+        return -1;
     if (db->conn == NULL) {
         err->retry_after = 1;
         return error_set(err, 503, "the database is unavailable");
@@ -507,6 +619,8 @@ db_rollback(struct db *db)
 {
     PGresult *res;
 
+    /* An opening never sent began nothing. */
+    db->opening = NULL;
     if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
         return;
     if (PQtransactionStatus(db->conn) == PQTRANS_IDLE)
@@ -549,6 +663,10 @@ db_end_checked(struct db *db, bool commit, bool *clean,
     int rc = 0;
 
     *clean = false;
+    if (!commit)
+        db->opening = NULL;     /* never sent: nothing to roll back */
+    else if (db_opening_flush(db, err) < 0)
+        return -1;
     if (db->conn == NULL || !db->clean_check_ready) {
         err->retry_after = 1;
         return error_set(err, 503, "the database is unavailable");

@@ -35,6 +35,8 @@ struct db {
     struct db_prepared *prepared;
     unsigned prepared_count;
     unsigned prepared_generation;   /* of the connection they are on */
+    /* Statements waiting to ride with the next one (db_opening_defer). */
+    struct db_opening *opening;
 };
 
 /*
@@ -101,6 +103,34 @@ struct db_statement {
  */
 int db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
     const struct db_statement *statements, int n, PGresult **results);
+
+/*
+ * Statements that open a unit of work and need no round trip of their
+ * own: db_opening_defer() keeps them, and the next db_exec() or
+ * db_pipeline() sends them ahead of its own statements, in the same
+ * round trip.  check() reads their results (results[i] for
+ * statements[i], released after it returns) before the caller sees its
+ * own: when it refuses (returns -1 with err filled), or when an opening
+ * statement fails, the caller's statements fail with that error instead,
+ * and whatever they did is the caller's to roll back.  At most
+ * DB_OPENING_MAX statements, and the opening must outlive the next call.
+ */
+#define DB_OPENING_MAX 4
+struct db_opening {
+    struct db_statement statements[DB_OPENING_MAX];
+    int count;
+    int (*check)(void *arg, PGresult *const *results,
+        struct crewd_error *err);
+    void *arg;
+};
+
+void db_opening_defer(struct db *db, struct db_opening *opening);
+
+/*
+ * Sends a deferred opening on its own, if one waits.  Returns 0 (none
+ * waited, or it ran and check() accepted it) or -1 with err filled.
+ */
+int db_opening_flush(struct db *db, struct crewd_error *err);
 
 /* db_exec for statements whose rows nobody reads. */
 int db_run(struct db *db, struct crewd_error *err, const char *sql,

@@ -31,7 +31,8 @@ REVOKE ALL ON FUNCTION public.crewd_request_user(uuid, uuid, integer)
     FROM PUBLIC;
 
 -- The application role calls it before it takes the tenant's role, so
--- the grant goes to it; the rest of the platform grants are unchanged.
+-- the grant goes to it, with the template schema's names; the rest of
+-- the platform grants are unchanged.
 CREATE OR REPLACE FUNCTION public.crewd_grant_platform() RETURNS void
     LANGUAGE plpgsql
     AS $$
@@ -57,6 +58,14 @@ BEGIN
         s.app_role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION'
         ' public.crewd_request_user(uuid, uuid, integer) TO %I',
+        s.app_role);
+    -- The names of the template's tables, not their rows (it has none,
+    -- and no table of it is granted): the application role's session
+    -- path is the template, so that a statement sent ahead of the tenant
+    -- switch can be prepared (lib/db.c, session_setup).
+    -- Made here when this runs first, before the template's migrations.
+    CREATE SCHEMA IF NOT EXISTS tenant_template;
+    EXECUTE format('GRANT USAGE ON SCHEMA tenant_template TO %I',
         s.app_role);
 
     -- In the schema mode the application role is every tenant at once.

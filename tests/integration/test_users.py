@@ -761,6 +761,47 @@ class SuspensionTest(UserTestCase):
                                      json=agent), 403)
         self.assertJson(self.call('GET', '/api/v1/agents', token=token), 200)
 
+    def agent_names(self):
+        return self.stack.psql(
+            'SELECT name FROM :"s".agents ORDER BY name',
+            superuser=True, s=self.stack.psql_value(
+                "SELECT db_schema FROM public.tenants WHERE id = :'t'",
+                t=self.tenant.id))
+
+    def test_refusal_outranks_what_the_handler_found(self):
+        """A resource's routes check the token's user in the round trip
+        of their first statement (fcgi/worker.c): whatever the handler
+        made of the request, a refused user gets the refusal, and a
+        write it carried is rolled back."""
+        created, _, password = self.create(role='member')
+        token = self.token_of(created['email'], password)
+        viewer, _, viewer_password = self.create(role='viewer')
+        viewer_token = self.token_of(viewer['email'], viewer_password)
+        self.assertJson(self.call('PATCH', '/api/v1/users/' + created['id'],
+                                  json={'is_active': False}), 200)
+        before = self.agent_names()
+
+        good = {'name': 'refused write', 'role': 'r', 'goal': 'g'}
+        for method, path, body, status in (
+                ('POST', '/api/v1/agents', good, 401),
+                ('POST', '/api/v1/agents', {'name': 7}, 401),
+                ('POST', '/api/v1/agents', None, 401),
+                ('GET', '/api/v1/agents/' + random_uuid(), None, 401),
+                ('GET', '/api/v1/agents?limit=nope', None, 401),
+                ('PATCH', '/api/v1/agents/' + random_uuid(), good, 401),
+                ('DELETE', '/api/v1/agents/' + random_uuid(), None, 401)):
+            with self.subTest(method=method, path=path, body=body):
+                resp = self.call(method, path, token=token, json=body)
+                self.assertProblem(resp, status)
+                self.assertIn('invalid_token',
+                              resp.headers.get('WWW-Authenticate', ''))
+        for body in (good, {'name': 7}):
+            with self.subTest(viewer=body):
+                self.assertProblem(self.call(
+                    'POST', '/api/v1/agents', token=viewer_token,
+                    json=body), 403)
+        self.assertEqual(self.agent_names(), before)
+
 
 class CrossTenantTest(UserTestCase):
     """Another tenant's user ids answer exactly what an unknown id
