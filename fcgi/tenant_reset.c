@@ -124,6 +124,7 @@ tenant_resolve(struct db *db, struct arena *a, const char *slug,
 struct reset_opening {
     struct db_opening opening;
     struct tenant_switch sw;
+    char scope[sizeof(((struct tenant *)0)->schema)];
     tenant_first_check check;
     void *arg;
 };
@@ -170,6 +171,13 @@ tenant_reset_begin(struct db *db, struct arena *a,
     o->check = reset_opening_check;
     o->arg = ro;
 
+    /*
+     * The tenant's statements are prepared per tenant, after its switch,
+     * so that their plans outlive the request (lib/db.h).
+     */
+    snprintf(ro->scope, sizeof(ro->scope), "%s", tenant->schema);
+    db->plan_scope = ro->scope;
+
     /* Deferred, it goes out with the handler's first statement. */
     db_opening_defer(db, o);
     if (defer)
@@ -206,6 +214,13 @@ tenant_reset_end(struct db *db, bool commit, struct crewd_error *err)
         if (commit && rc == 0)
             log_warn("a request left state on the connection; "
                 "discarding the session");
+        db_discard_session(db);
+    }
+
+    /* A table of prepared statements that is full starts over. */
+    if (db_idle(db) && db_prepared_full(db)) {
+        log_info("%d statements prepared on this connection;"
+            " starting the session over", DB_PREPARED_MAX);
         db_discard_session(db);
     }
 

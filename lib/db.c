@@ -10,69 +10,161 @@
 static void fail_from_result(struct db *db, const PGresult *res,
     struct crewd_error *err);
 
+/*
+ * The statements prepared on this connection, by scope and text; entry i
+ * is named DB_PREPARED_PREFIX "<i>".  The scope is the tenant schema the
+ * statement was parsed under (db->plan_scope), or "" for the session's
+ * own path.  Texts are kept once however many scopes use them.  Found
+ * through open addressing; nothing is removed but by prepared_forget(),
+ * with the server's side (db_discard_session) when the table is full.
+ */
+#define PREPARED_SLOTS (2 * DB_PREPARED_MAX)    /* a power of two */
+#define SCOPE_MAX 64
+
+struct prepared_entry {
+    uint64_t hash;              /* of scope and text */
+    const char *text;           /* in texts[] */
+    char scope[SCOPE_MAX];
+    bool live;                  /* false: its PREPARE failed */
+};
+
 struct db_prepared {
-    uint64_t hash;
-    char *sql;
+    struct prepared_entry entries[DB_PREPARED_MAX];
+    unsigned count;
+    uint32_t index[PREPARED_SLOTS];     /* entry + 1; 0: empty */
+    char *texts[PREPARED_SLOTS];        /* distinct texts, by their hash */
 };
 
 static uint64_t
-sql_hash(const char *sql)
+hash_more(uint64_t h, const char *s)
 {
-    uint64_t h = 1469598103934665603u;
-
-    for (; *sql != '\0'; sql++) {
-        h ^= (unsigned char)*sql;
+    for (; *s != '\0'; s++) {
+        h ^= (unsigned char)*s;
         h *= 1099511628211u;
     }
     return h;
 }
 
+static uint64_t
+scoped_hash(const char *scope, const char *sql)
+{
+    /* The scope's end is marked, so ("a", "bc") is not ("ab", "c"). */
+    return hash_more(hash_more(1469598103934665603u, scope) ^ 0xff, sql);
+}
+
 static void
 prepared_forget(struct db *db)
 {
-    for (unsigned i = 0; i < db->prepared_count; i++)
-        free(db->prepared[i].sql);
-    db->prepared_count = 0;
+    struct db_prepared *p = db->prepared;
+
     db->prepared_generation = db->generation;
+    if (p == NULL)
+        return;
+    for (unsigned i = 0; i < PREPARED_SLOTS; i++)
+        free(p->texts[i]);
+    memset(p, 0, sizeof(*p));
+}
+
+/* The one copy of sql the table keeps. */
+static const char *
+text_intern(struct db_prepared *p, const char *sql)
+{
+    uint64_t h = hash_more(1469598103934665603u, sql);
+
+    for (unsigned i = h & (PREPARED_SLOTS - 1);;
+         i = (i + 1) & (PREPARED_SLOTS - 1)) {
+        if (p->texts[i] == NULL) {
+            p->texts[i] = xstrdup(sql);
+            return p->texts[i];
+        }
+        if (strcmp(p->texts[i], sql) == 0)
+            return p->texts[i];
+    }
 }
 
 /*
- * The name sql is prepared under on this connection, preparing it now if
- * it is new; NULL when it cannot be (the table is full, or the server
- * refused: the unnamed execution that follows reports why).  Linear in
- * the number prepared, each compared by hash first: a few hundred at
- * most, next to a round trip.
+ * The entry for sql in scope, or a new one reserved for it (*fresh set:
+ * the caller prepares it, and calls prepared_failed() if that fails);
+ * -1 when the table is full.
+ */
+static int
+prepared_entry(struct db *db, const char *scope, const char *sql,
+    bool *fresh)
+{
+    uint64_t hash = scoped_hash(scope, sql);
+    struct db_prepared *p;
+    struct prepared_entry *e;
+    unsigned slot;
+
+    *fresh = false;
+    if (db->prepared_generation != db->generation)
+        prepared_forget(db);
+    if (db->prepared == NULL)
+        db->prepared = xcalloc(1, sizeof(*db->prepared));
+    p = db->prepared;
+
+    for (slot = hash & (PREPARED_SLOTS - 1); p->index[slot] != 0;
+         slot = (slot + 1) & (PREPARED_SLOTS - 1)) {
+        e = &p->entries[p->index[slot] - 1];
+        if (e->live && e->hash == hash && strcmp(e->scope, scope) == 0 &&
+            strcmp(e->text, sql) == 0)
+            return (int)p->index[slot] - 1;
+    }
+    if (p->count == DB_PREPARED_MAX || strlen(scope) >= SCOPE_MAX)
+        return -1;
+
+    e = &p->entries[p->count];
+    e->hash = hash;
+    e->text = text_intern(p, sql);
+    snprintf(e->scope, sizeof(e->scope), "%s", scope);
+    e->live = true;
+    p->index[slot] = ++p->count;
+    *fresh = true;
+    return (int)p->count - 1;
+}
+
+static void
+prepared_failed(struct db *db, int entry)
+{
+    db->prepared->entries[entry].live = false;
+}
+
+bool
+db_prepared_full(const struct db *db)
+{
+    return db->prepared != NULL &&
+        db->prepared->count == DB_PREPARED_MAX;
+}
+
+/*
+ * The name sql is prepared under on this connection in the current
+ * scope, preparing it now if it is new; NULL when it cannot be (the
+ * table is full, or the server refused: the unnamed execution that
+ * follows reports why).
  */
 static const char *
 prepared_name(struct db *db, const char *sql, int nparams, char *name,
     size_t size)
 {
-    uint64_t hash = sql_hash(sql);
+    bool fresh;
+    int entry = prepared_entry(db, db->plan_scope != NULL
+        ? db->plan_scope : "", sql, &fresh);
     PGresult *res;
     bool ok;
 
-    if (db->prepared_generation != db->generation)
-        prepared_forget(db);
-    for (unsigned i = 0; i < db->prepared_count; i++)
-        if (db->prepared[i].hash == hash &&
-            strcmp(db->prepared[i].sql, sql) == 0) {
-            snprintf(name, size, DB_PREPARED_PREFIX "%u", i);
-            return name;
-        }
-    if (db->prepared_count == DB_PREPARED_MAX)
+    if (entry < 0)
         return NULL;
+    snprintf(name, size, DB_PREPARED_PREFIX "%d", entry);
+    if (!fresh)
+        return name;
 
-    if (db->prepared == NULL)
-        db->prepared = xcalloc(DB_PREPARED_MAX, sizeof(*db->prepared));
-    snprintf(name, size, DB_PREPARED_PREFIX "%u", db->prepared_count);
     res = PQprepare(db->conn, name, sql, nparams, NULL);
     ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
-    if (!ok)
+    if (!ok) {
+        prepared_failed(db, entry);
         return NULL;
-    db->prepared[db->prepared_count].hash = hash;
-    db->prepared[db->prepared_count].sql = xstrdup(sql);
-    db->prepared_count++;
+    }
     return name;
 }
 
@@ -105,14 +197,43 @@ first_line(char *dst, size_t size, const char *src)
  * clean check compares the search path with the one the session has
  * now, so it is made here, once.
  */
-/* Prepared at connect, outside the numbered ones of prepared_name(). */
+/*
+ * Prepared at connect, outside the numbered ones of prepared_name().
+ * The first is asked after every request, the second (which adds the
+ * prepared statements) every DB_FULL_CHECK_EVERY.
+ */
 #define CLEAN_CHECK DB_PREPARED_PREFIX "clean_check"
+#define FULL_CHECK DB_PREPARED_PREFIX "full_check"
+#define SESSION_CHECK \
+    "SELECT current_user = session_user" \
+    " AND coalesce(current_setting('crewd.tenant_id', true), '') = ''" \
+    " AND current_setting('search_path') = %s" \
+    " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cursors)" \
+    " AND (pg_catalog.pg_my_temp_schema() = 0" \
+    " OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class" \
+    " WHERE relnamespace = pg_catalog.pg_my_temp_schema()))"
+
+static int
+check_prepare(struct db *db, const char *name, const char *sql,
+    struct crewd_error *err)
+{
+    PGresult *res = PQprepare(db->conn, name, sql, 0, NULL);
+
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        fail_from_result(db, res, err);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
 
 static int
 session_setup(struct db *db, struct crewd_error *err)
 {
     PGresult *res;
-    char *path, *sql;
+    char *path, *quick, *full;
+    int rc;
 
     db->clean_check_ready = false;
 
@@ -149,25 +270,19 @@ session_setup(struct db *db, struct crewd_error *err)
      * role and search path, so the plan stays valid, and the check costs
      * an execution, not a parse and a plan.
      */
-    sql = xasprintf(
-        "SELECT current_user = session_user"
-        " AND coalesce(current_setting('crewd.tenant_id', true), '') = ''"
-        " AND current_setting('search_path') = %s"
+    quick = xasprintf(SESSION_CHECK, path);
+    full = xasprintf(SESSION_CHECK
         " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements"
-        " WHERE name NOT LIKE 'crewd\\_%%')"  /* DB_PREPARED_PREFIX */
-        " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cursors)"
-        " AND (pg_catalog.pg_my_temp_schema() = 0"
-        " OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class"
-        " WHERE relnamespace = pg_catalog.pg_my_temp_schema()))", path);
+        " WHERE name NOT LIKE 'crewd\\_%%')",  /* DB_PREPARED_PREFIX */
+        path);
     PQclear(res);
-    res = PQprepare(db->conn, CLEAN_CHECK, sql, 0, NULL);
-    free(sql);
-    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        fail_from_result(db, res, err);
-        PQclear(res);
+    rc = check_prepare(db, CLEAN_CHECK, quick, err) < 0 ||
+        check_prepare(db, FULL_CHECK, full, err) < 0 ? -1 : 0;
+    free(quick);
+    free(full);
+    if (rc < 0)
         return -1;
-    }
-    PQclear(res);
+    db->checks_since_full = 0;
     db->clean_check_ready = true;
     return 0;
 }
@@ -392,16 +507,21 @@ clear_results(PGresult **results, int n)
 /*
  * Sends n statements in one round trip and reads their results: those
  * of the statements that succeeded, in order, are left in results (the
- * caller's to release); *succeeded says how many.  Returns 0, or -1 with
+ * caller's to release); *succeeded says how many.  The first session_n
+ * run under the session's own path (an opening ahead of its switch),
+ * the rest in db->plan_scope.  A statement new to its scope is parsed
+ * in the same round trip, where it stands: after the switch, the path
+ * it is planned under is the one it runs under.  Returns 0, or -1 with
  * err filled from the first failure.
  */
 static int
 pipeline_round_trip(struct db *db, struct crewd_error *err,
-    const struct db_statement *statements, int n, PGresult **results,
-    int *succeeded)
+    const struct db_statement *statements, int n, int session_n,
+    PGresult **results, int *succeeded)
 {
     char names[DB_PIPELINE_MAX][32];
-    const char *named[DB_PIPELINE_MAX];
+    int entries[DB_PIPELINE_MAX];
+    bool parse[DB_PIPELINE_MAX];
     PGresult *sync;
     bool failed = false;
     int sent = 0;
@@ -416,21 +536,31 @@ pipeline_round_trip(struct db *db, struct crewd_error *err,
         return error_set(err, 503, "the database is unavailable");
     }
 
-    /* Prepared first, outside the pipeline: once per connection. */
-    for (int i = 0; i < n; i++)
-        named[i] = prepared_name(db, statements[i].sql,
-            statements[i].nparams, names[i], sizeof(names[i]));
+    for (int i = 0; i < n; i++) {
+        const char *scope = i < session_n || db->plan_scope == NULL
+            ? "" : db->plan_scope;
+
+        entries[i] = prepared_entry(db, scope, statements[i].sql,
+            &parse[i]);
+        if (entries[i] >= 0)
+            snprintf(names[i], sizeof(names[i]), DB_PREPARED_PREFIX "%d",
+                entries[i]);
+    }
 
     if (!PQenterPipelineMode(db->conn))
         goto broken;
     for (; sent < n; sent++) {
         const struct db_statement *st = &statements[sent];
-        int ok = named[sent] != NULL
-            ? PQsendQueryPrepared(db->conn, named[sent], st->nparams,
+        int ok;
+
+        if (parse[sent] && !PQsendPrepare(db->conn, names[sent], st->sql,
+                st->nparams, NULL))
+            break;
+        ok = entries[sent] >= 0
+            ? PQsendQueryPrepared(db->conn, names[sent], st->nparams,
                   st->params, NULL, NULL, 0)
             : PQsendQueryParams(db->conn, st->sql, st->nparams, NULL,
                   st->params, NULL, NULL, 0);
-
         if (!ok)
             break;
     }
@@ -438,10 +568,24 @@ pipeline_round_trip(struct db *db, struct crewd_error *err,
         sent = -1;
 
     for (int i = 0; i < sent; i++) {
-        PGresult *res = pipeline_result(db->conn);
-        ExecStatusType st = res != NULL ? PQresultStatus(res)
-                                        : PGRES_FATAL_ERROR;
+        PGresult *res;
+        ExecStatusType st;
 
+        /* A statement parsed here answers twice: the parse, then it. */
+        if (parse[i]) {
+            res = pipeline_result(db->conn);
+            st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+            if (st != PGRES_COMMAND_OK) {
+                prepared_failed(db, entries[i]);
+                if (!failed && st != PGRES_PIPELINE_ABORTED)
+                    fail_from_result(db, res, err);
+                failed = true;
+            }
+            PQclear(res);
+        }
+
+        res = pipeline_result(db->conn);
+        st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
         if (!failed && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
             results[i] = res;
             (*succeeded)++;
@@ -452,6 +596,10 @@ pipeline_round_trip(struct db *db, struct crewd_error *err,
         failed = true;
         PQclear(res);
     }
+    /* Parsed in a pipeline that never ran: the server does not have it. */
+    for (int i = sent < 0 ? 0 : sent; i < n; i++)
+        if (parse[i])
+            prepared_failed(db, entries[i]);
 
     /* The sync's own result closes the pipeline. */
     if (sent >= 0) {
@@ -522,7 +670,7 @@ db_opening_flush(struct db *db, struct crewd_error *err)
     if (db->opening == NULL)
         return 0;
     pipeline_round_trip(db, err, db->opening->statements,
-        db->opening->count, results, &succeeded);
+        db->opening->count, db->opening->count, results, &succeeded);
     return opening_settle(db, results, succeeded, err);
 }
 
@@ -550,7 +698,8 @@ db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
         return error_set(err, 500, "a pipeline of %d statements", n);
     memcpy(all + ahead, statements, n * sizeof(*all));
 
-    rc = pipeline_round_trip(db, err, all, ahead + n, got, &succeeded);
+    rc = pipeline_round_trip(db, err, all, ahead + n, ahead, got,
+        &succeeded);
     if (ahead > 0 && opening_settle(db, got, succeeded, err) < 0)
         rc = -1;
     if (rc < 0) {
@@ -621,6 +770,7 @@ db_rollback(struct db *db)
 
     /* An opening never sent began nothing. */
     db->opening = NULL;
+    db->plan_scope = NULL;
     if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
         return;
     if (PQtransactionStatus(db->conn) == PQTRANS_IDLE)
@@ -660,9 +810,11 @@ db_end_checked(struct db *db, bool commit, bool *clean,
     struct crewd_error *err)
 {
     PGresult *res;
+    bool full;
     int rc = 0;
 
     *clean = false;
+    db->plan_scope = NULL;
     if (!commit)
         db->opening = NULL;     /* never sent: nothing to roll back */
     else if (db_opening_flush(db, err) < 0)
@@ -673,8 +825,14 @@ db_end_checked(struct db *db, bool commit, bool *clean,
     }
 
     /* The simple protocol: the end and the question in one round trip. */
-    res = PQexec(db->conn, commit ? "COMMIT; EXECUTE " CLEAN_CHECK
-                                  : "ROLLBACK; EXECUTE " CLEAN_CHECK);
+    full = ++db->checks_since_full >= DB_FULL_CHECK_EVERY;
+    if (full)
+        db->checks_since_full = 0;
+    res = PQexec(db->conn, commit
+        ? (full ? "COMMIT; EXECUTE " FULL_CHECK
+                : "COMMIT; EXECUTE " CLEAN_CHECK)
+        : (full ? "ROLLBACK; EXECUTE " FULL_CHECK
+                : "ROLLBACK; EXECUTE " CLEAN_CHECK));
     if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
         *clean = db_bool(res, 0, 0);
     else if (commit) {

@@ -29,12 +29,15 @@ struct db {
        mode (enum isolation_mode of conf.h). */
     bool owner;
     int isolation;
-    /* The session check of db_end_checked is prepared (at connect). */
+    /* The session checks of db_end_checked are prepared (at connect). */
     bool clean_check_ready;
-    /* Statements prepared on this connection (db.c), by their text. */
+    unsigned checks_since_full;     /* requests since the full check */
+    /* Statements prepared on this connection (db.c), by scope and text;
+       the scope is the tenant schema of the open transaction, set by
+       fcgi/tenant_reset.c and cleared when the transaction ends. */
     struct db_prepared *prepared;
-    unsigned prepared_count;
     unsigned prepared_generation;   /* of the connection they are on */
+    const char *plan_scope;
     /* Statements waiting to ride with the next one (db_opening_defer). */
     struct db_opening *opening;
 };
@@ -68,15 +71,22 @@ int db_ready(struct db *db, struct crewd_error *err);
 bool db_poll_tenant_changes(struct db *db);
 
 /*
- * Statements are prepared on first use, once per connection, under names
- * starting with DB_PREPARED_PREFIX, and executed by name afterwards: the
- * server then skips parsing them.  Plans still follow the tenant (the
- * search path changes from request to request); see
- * docs/performance.md.  At most DB_PREPARED_MAX per connection; past
- * that, statements go unnamed.
+ * Statements are prepared on first use, once per connection and scope,
+ * under names starting with DB_PREPARED_PREFIX, and executed by name
+ * afterwards.  Inside a tenant's transaction the scope is the tenant: a
+ * statement is prepared after the switch, under the tenant's search
+ * path, and PostgreSQL keeps its plan as long as it runs under that path
+ * again, which is every later request of that tenant on this connection.
+ * A statement shared by every tenant would instead be analysed and
+ * planned again at each change of tenant (docs/performance.md).  At most
+ * DB_PREPARED_MAX per connection; past that, statements go unnamed until
+ * the session is renewed (db_prepared_full).
  */
 #define DB_PREPARED_PREFIX "crewd_"
-#define DB_PREPARED_MAX 512
+#define DB_PREPARED_MAX 2048
+
+/* True when no more statements can be prepared on this session. */
+bool db_prepared_full(const struct db *db);
 
 /*
  * Runs one statement with text parameters (NULL is SQL NULL).  Returns
@@ -147,11 +157,13 @@ void db_rollback(struct db *db);
 /*
  * Ends the open transaction, committing when commit is true, and in the
  * same round trip asks whether the session is as it was at connect:
- * the login role, no tenant setting, the same search path, no prepared
- * statement, cursor or temporary table.  *clean is false when anything
- * is left, or the question could not be asked.  Returns -1 when the
- * commit failed.
+ * the login role, no tenant setting, the same search path, no cursor or
+ * temporary table; and, every DB_FULL_CHECK_EVERY calls, no prepared
+ * statement but ours (listing them all costs in proportion to their
+ * number).  *clean is false when anything is left, or the question
+ * could not be asked.  Returns -1 when the commit failed.
  */
+#define DB_FULL_CHECK_EVERY 64
 int db_end_checked(struct db *db, bool commit, bool *clean,
     struct crewd_error *err);
 

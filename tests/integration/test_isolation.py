@@ -373,6 +373,36 @@ class ConnectionResetTest(IsolationTestCase):
         self.assertEqual(self.stored_names(self.a_schema), before)
         self.assertNothingLeftFor(self.b, self.b_schema, self.a_schema)
 
+    def test_a_lone_prepared_statement_is_gone_after_a_full_check(self):
+        """The check after each request leaves the list of prepared
+        statements (it grows with the tenants a worker serves) to one
+        request in DB_FULL_CHECK_EVERY (64, lib/db.h): a statement a
+        request left behind, and nothing else, is thrown away by then.
+        crewd never runs a statement it did not prepare itself."""
+        self.stack.psql(
+            'CREATE OR REPLACE FUNCTION :"schema".alone() RETURNS trigger'
+            ' LANGUAGE plpgsql AS $f$ BEGIN'
+            ' IF NEW.changes::text LIKE \'%alone%\' THEN'
+            '  EXECUTE \'PREPARE planted_alone AS SELECT 1\'; END IF;'
+            ' RETURN NULL; END $f$;'
+            'DROP TRIGGER IF EXISTS alone ON :"schema".audit_outbox;'
+            'CREATE TRIGGER alone AFTER INSERT ON :"schema".audit_outbox'
+            ' FOR EACH ROW EXECUTE FUNCTION :"schema".alone();',
+            superuser=True, schema=self.a_schema)
+        self.create_agent(self.a, 'alone')
+        for _ in range(64):
+            self.assertJson(self.call(self.b, 'GET', '/api/v1/agents'), 200)
+        DatabaseIsolationTest.install_probe(self, self.b_schema,
+                                            self.a_schema)
+        self.create_agent(self.b, 'probe')
+        probe = self.stack.psql(
+            'SELECT tenant, prepared, cursors FROM :"schema".probe'
+            ' ORDER BY at DESC LIMIT 1', superuser=True,
+            schema=self.b_schema)
+        self.assertEqual(probe, [(self.b.id, '', '')])
+        self.assertIn('a request left state on the connection',
+                      self.stack.crewd_log())
+
     def test_temporary_tables_and_session_locks_are_refused(self):
         rows = self.stack.psql(
             "SELECT has_database_privilege(:'who', 'crewd', 'TEMP'),"
