@@ -199,8 +199,13 @@ first_line(char *dst, size_t size, const char *src)
  */
 /*
  * Prepared at connect, outside the numbered ones of prepared_name().
- * The first is asked after every request, the second (which adds the
- * prepared statements) every DB_FULL_CHECK_EVERY.
+ * The first is asked after every request: what changes the meaning of
+ * the next request's statements (the role, the tenant setting, the
+ * search path, and a temporary table, which would come before the
+ * tenant's own tables on its path).  The second adds what no statement
+ * of crewd's can reach but the session should not keep (a prepared
+ * statement not crewd's, a cursor WITH HOLD), every DB_FULL_CHECK_EVERY
+ * requests: listing them costs in proportion to their number.
  */
 #define CLEAN_CHECK DB_PREPARED_PREFIX "clean_check"
 #define FULL_CHECK DB_PREPARED_PREFIX "full_check"
@@ -208,7 +213,6 @@ first_line(char *dst, size_t size, const char *src)
     "SELECT current_user = session_user" \
     " AND coalesce(current_setting('crewd.tenant_id', true), '') = ''" \
     " AND current_setting('search_path') = %s" \
-    " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cursors)" \
     " AND (pg_catalog.pg_my_temp_schema() = 0" \
     " OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class" \
     " WHERE relnamespace = pg_catalog.pg_my_temp_schema()))"
@@ -272,6 +276,7 @@ session_setup(struct db *db, struct crewd_error *err)
      */
     quick = xasprintf(SESSION_CHECK, path);
     full = xasprintf(SESSION_CHECK
+        " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cursors)"
         " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements"
         " WHERE name NOT LIKE 'crewd\\_%%')",  /* DB_PREPARED_PREFIX */
         path);

@@ -157,11 +157,12 @@ void db_rollback(struct db *db);
 /*
  * Ends the open transaction, committing when commit is true, and in the
  * same round trip asks whether the session is as it was at connect:
- * the login role, no tenant setting, the same search path, no cursor or
- * temporary table; and, every DB_FULL_CHECK_EVERY calls, no prepared
- * statement but ours (listing them all costs in proportion to their
- * number).  *clean is false when anything is left, or the question
- * could not be asked.  Returns -1 when the commit failed.
+ * the login role, no tenant setting, the same search path, no temporary
+ * table; and, every DB_FULL_CHECK_EVERY calls, no cursor and no
+ * prepared statement but ours (listing them costs in proportion to
+ * their number, and no statement of crewd's can reach them).  *clean is
+ * false when anything is left, or the question could not be asked.
+ * Returns -1 when the commit failed.
  */
 #define DB_FULL_CHECK_EVERY 64
 int db_end_checked(struct db *db, bool commit, bool *clean,

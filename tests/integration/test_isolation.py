@@ -375,15 +375,18 @@ class ConnectionResetTest(IsolationTestCase):
 
     def test_a_lone_prepared_statement_is_gone_after_a_full_check(self):
         """The check after each request leaves the list of prepared
-        statements (it grows with the tenants a worker serves) to one
-        request in DB_FULL_CHECK_EVERY (64, lib/db.h): a statement a
-        request left behind, and nothing else, is thrown away by then.
-        crewd never runs a statement it did not prepare itself."""
+        statements (it grows with the tenants a worker serves) and of
+        cursors to one request in DB_FULL_CHECK_EVERY (64, lib/db.h): a
+        statement and a cursor WITH HOLD a request left behind, and
+        nothing else, are thrown away by then.  crewd never runs a
+        statement it did not prepare, nor fetches from a cursor."""
         self.stack.psql(
             'CREATE OR REPLACE FUNCTION :"schema".alone() RETURNS trigger'
             ' LANGUAGE plpgsql AS $f$ BEGIN'
             ' IF NEW.changes::text LIKE \'%alone%\' THEN'
-            '  EXECUTE \'PREPARE planted_alone AS SELECT 1\'; END IF;'
+            '  EXECUTE \'PREPARE planted_alone AS SELECT 1\';'
+            '  EXECUTE \'DECLARE planted_alone CURSOR WITH HOLD FOR'
+            '  SELECT 1\'; END IF;'
             ' RETURN NULL; END $f$;'
             'DROP TRIGGER IF EXISTS alone ON :"schema".audit_outbox;'
             'CREATE TRIGGER alone AFTER INSERT ON :"schema".audit_outbox'
