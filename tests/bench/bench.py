@@ -291,6 +291,23 @@ def parse_wrk(out):
             'errors': errors, 'requests': total}
 
 
+def mean_result(runs):
+    """One result from several runs of the same thing: the mean of each
+    figure (rate, p50, p99, CPU split), the sum of errors and requests."""
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return sum(values) / len(values) if values else None
+
+    out = {}
+    for key in ('rate', 'p50', 'p99'):
+        out[key] = mean([r.get(key) for r in runs])
+    for key in ('errors', 'requests'):
+        out[key] = sum(r.get(key, 0) for r in runs)
+    out['cpu'] = {part: mean([r['cpu'][part] for r in runs])
+                  for part in runs[0]['cpu']}
+    return out
+
+
 def parse_pgbench(out):
     tps = float(re.search(r'tps = ([\d.]+) \(without initial', out).group(1))
     avg = float(re.search(r'latency average = ([\d.]+) ms', out).group(1))
@@ -303,6 +320,7 @@ class Bench:
         self.args = args
         self.quick = args.quick
         self.duration = 4 if args.quick else 12
+        self.rounds = 1 if args.quick else 2
         self.results = []
         self.dir = tempfile.mkdtemp(prefix='crewd-bench-')
         self.stack = None
@@ -403,23 +421,53 @@ class Bench:
         print_row(row)
         sys.stdout.flush()
 
+    def paired(self, measure, reference):
+        """Runs measure and reference alternately, self.rounds times
+        each, and returns the mean of each: on two shared cores one run
+        of either moves by 10-20 % from the next."""
+        runs = ([], [])
+        for _ in range(self.rounds):
+            runs[0].append(measure())
+            runs[1].append(reference())
+        return tuple(mean_result(r) for r in runs)
+
+    def backend_memory(self):
+        """The private memory (RssAnon, KiB) of each PostgreSQL backend
+        serving crewd: its caches of tables and plans."""
+        sizes = []
+        for pid in os.listdir('/proc'):
+            try:
+                with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                    if not f.read().startswith(b'postgres: crewd '):
+                        continue
+                with open('/proc/%s/status' % pid) as f:
+                    for line in f:
+                        if line.startswith('RssAnon:'):
+                            sizes.append(int(line.split()[1]))
+            except OSError:
+                continue
+        return sizes
+
     def case_list(self, case, tenants):
         self.seed.grow(tenants)
-        measured = self.wrk('GET', '/api/v1/agents?limit=20', tenants)
-        reference = self.pgbench(
-            'BEGIN;\n' + self.SWITCH +
-            'SELECT %s FROM agents WHERE true'
-            ' ORDER BY created_at DESC, id DESC LIMIT 21;\n'
-            'COMMIT;\n' % AGENT_COLUMNS, tenants)
+        measured, reference = self.paired(
+            lambda: self.wrk('GET', '/api/v1/agents?limit=20', tenants),
+            lambda: self.pgbench(
+                'BEGIN;\n' + self.SWITCH +
+                'SELECT %s FROM agents WHERE true'
+                ' ORDER BY created_at DESC, id DESC LIMIT 21;\n'
+                'COMMIT;\n' % AGENT_COLUMNS, tenants))
+        memory = self.backend_memory()
         self.record(case, 'GET /agents, %d tenants' % tenants, measured,
-                    reference)
+                    reference, note='PostgreSQL backend: %d MiB' % (
+                        max(memory) // 1024) if memory else '')
         return measured
 
     def case_create(self):
         body = json.dumps({'name': 'bench agent', 'role': 'Researcher',
                            'goal': 'Find the facts'})
-        measured = self.wrk('POST', '/api/v1/agents', 100, body=body)
-        reference = self.pgbench(
+        measured, reference = self.paired(lambda: self.wrk(
+            'POST', '/api/v1/agents', 100, body=body), lambda: self.pgbench(
             'BEGIN;\n' + self.SWITCH +
             "INSERT INTO agents (tenant_id, name, role, goal)"
             " VALUES (current_setting('crewd.tenant_id')::uuid,"
@@ -429,22 +477,22 @@ class Bench:
             " resource_id, changes) VALUES (gen_random_uuid(),"
             " gen_random_uuid(), 'create', 'agent', gen_random_uuid(),"
             ' \'{"before": null, "after": {"name": "bench agent"}}\');\n'
-            'COMMIT;\n' % AGENT_COLUMNS, 100)
+            'COMMIT;\n' % AGENT_COLUMNS, 100))
         self.record(3, 'POST /agents (+ audit entry)', measured, reference)
 
     def case_get_patch(self):
-        measured = self.wrk('GET', '/api/v1/agents/{agent}', 100)
-        reference = self.pgbench(
+        measured, reference = self.paired(lambda: self.wrk(
+            'GET', '/api/v1/agents/{agent}', 100), lambda: self.pgbench(
             'BEGIN;\n' + self.SWITCH +
             'SELECT %s FROM agents WHERE id = (SELECT agent_id FROM'
             ' public.bench_tenants WHERE n = :n);\nCOMMIT;\n'
-            % AGENT_COLUMNS, 100)
+            % AGENT_COLUMNS, 100))
         self.record(4, 'GET /agents/{id}', measured, reference)
 
         body = json.dumps({'goal': 'Find more facts'})
-        measured = self.wrk('PATCH', '/api/v1/agents/{agent}', 100,
-                            body=body)
-        reference = self.pgbench(
+        measured, reference = self.paired(lambda: self.wrk(
+            'PATCH', '/api/v1/agents/{agent}', 100, body=body),
+            lambda: self.pgbench(
             'BEGIN;\n' + self.SWITCH +
             'SELECT 1 FROM agents WHERE id = (SELECT agent_id FROM'
             ' public.bench_tenants WHERE n = :n) FOR UPDATE;\n'
@@ -455,7 +503,7 @@ class Bench:
             " resource_id, changes) VALUES (gen_random_uuid(),"
             " gen_random_uuid(), 'update', 'agent', gen_random_uuid(),"
             ' \'{"before": null, "after": null}\');\n'
-            'COMMIT;\n' % AGENT_COLUMNS, 100)
+            'COMMIT;\n' % AGENT_COLUMNS, 100))
         self.record(4, 'PATCH /agents/{id} with If-Match', measured,
                     reference)
 
@@ -576,8 +624,9 @@ class Bench:
                 many = self.case_list(2, 300 if self.quick else 1000)
                 if one:
                     self.results[-1]['note'] = (
-                        '%.0f %% of case 1' % (100 * many['rate'] /
-                                               one['rate']))
+                        '%.0f %% of case 1; %s' % (
+                            100 * many['rate'] / one['rate'],
+                            self.results[-1]['note']))
             if 6 in cases:
                 self.case_provision()
             if 7 in cases:
