@@ -210,6 +210,10 @@ tenant_reset_end(struct db *db, bool commit, struct crewd_error *err)
      * went wrong and the check would cost as much as the cure.
      */
     rc = db_end_checked(db, commit, &clean, err);
+
+    /* A failed commit (or its writes) leaves a transaction to end. */
+    if (!db_idle(db))
+        db_rollback(db);
     if (db_idle(db) && (!commit || !clean || rc < 0)) {
         if (commit && rc == 0)
             log_warn("a request left state on the connection; "
@@ -225,13 +229,10 @@ tenant_reset_end(struct db *db, bool commit, struct crewd_error *err)
     }
 
     /* Whatever happened, the next request must find an idle connection. */
-    if (!db_idle(db)) {
-        db_rollback(db);
-        if (!db_idle(db) && db->conn != NULL) {
-            log_warn("connection not idle after a request; re-opening");
-            PQfinish(db->conn);
-            db->conn = NULL;
-        }
+    if (!db_idle(db) && db->conn != NULL) {
+        log_warn("connection not idle after a request; re-opening");
+        PQfinish(db->conn);
+        db->conn = NULL;
     }
     return rc;
 }

@@ -276,7 +276,9 @@ session_setup(struct db *db, struct crewd_error *err)
      */
     quick = xasprintf(SESSION_CHECK, path);
     full = xasprintf(SESSION_CHECK
-        " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cursors)"
+        /* The unnamed portal is the protocol's own: this check's. */
+        " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cursors"
+        " WHERE name <> '')"
         " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements"
         " WHERE name NOT LIKE 'crewd\\_%%')",  /* DB_PREPARED_PREFIX */
         path);
@@ -318,6 +320,7 @@ db_open(struct db *db, const char *conninfo, bool listen_tenants,
     if (db->conn != NULL)
         PQfinish(db->conn);
     db->opening = NULL;
+    db->batched_count = 0;
     db->conn = PQconnectdb(conninfo);
     db->generation++;
     db->tenants_changed = true;     /* whatever we cached may be stale */
@@ -454,7 +457,7 @@ db_exec(struct db *db, struct arena *a, struct crewd_error *err,
     PGresult *res;
     ExecStatusType st;
 
-    if (db->opening != NULL) {
+    if (db->opening != NULL || db->batched_count > 0) {
         struct db_statement statement = { sql, nparams, params };
 
         return db_pipeline(db, a, err, &statement, 1, &res) == 0 ? res
@@ -512,17 +515,18 @@ clear_results(PGresult **results, int n)
 /*
  * Sends n statements in one round trip and reads their results: those
  * of the statements that succeeded, in order, are left in results (the
- * caller's to release); *succeeded says how many.  The first session_n
- * run under the session's own path (an opening ahead of its switch),
- * the rest in db->plan_scope.  A statement new to its scope is parsed
+ * caller's to release); *succeeded says how many.  The first
+ * session_head and the last session_tail run under the session's own
+ * path (an opening ahead of its switch; the end of the transaction and
+ * the check after it), the rest in db->plan_scope.  A statement new to its scope is parsed
  * in the same round trip, where it stands: after the switch, the path
  * it is planned under is the one it runs under.  Returns 0, or -1 with
  * err filled from the first failure.
  */
 static int
 pipeline_round_trip(struct db *db, struct crewd_error *err,
-    const struct db_statement *statements, int n, int session_n,
-    PGresult **results, int *succeeded)
+    const struct db_statement *statements, int n, int session_head,
+    int session_tail, PGresult **results, int *succeeded)
 {
     char names[DB_PIPELINE_MAX][32];
     int entries[DB_PIPELINE_MAX];
@@ -542,8 +546,8 @@ pipeline_round_trip(struct db *db, struct crewd_error *err,
     }
 
     for (int i = 0; i < n; i++) {
-        const char *scope = i < session_n || db->plan_scope == NULL
-            ? "" : db->plan_scope;
+        const char *scope = i < session_head || i >= n - session_tail ||
+            db->plan_scope == NULL ? "" : db->plan_scope;
 
         entries[i] = prepared_entry(db, scope, statements[i].sql,
             &parse[i]);
@@ -675,7 +679,7 @@ db_opening_flush(struct db *db, struct crewd_error *err)
     if (db->opening == NULL)
         return 0;
     pipeline_round_trip(db, err, db->opening->statements,
-        db->opening->count, db->opening->count, results, &succeeded);
+        db->opening->count, db->opening->count, 0, results, &succeeded);
     return opening_settle(db, results, succeeded, err);
 }
 
@@ -685,7 +689,7 @@ db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
 {
     struct db_statement all[DB_PIPELINE_MAX];
     PGresult *got[DB_PIPELINE_MAX];
-    int ahead = 0, succeeded, rc;
+    int ahead = 0, batched = db->batched_count, succeeded, rc;
 
     for (int i = 0; i < n; i++)
         results[i] = NULL;
@@ -693,20 +697,32 @@ db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
         db->opening->count + n > DB_PIPELINE_MAX &&
         db_opening_flush(db, err) < 0)
         return -1;
+    if (n + batched > DB_PIPELINE_MAX - (db->opening != NULL
+            ? db->opening->count : 0))
+        batched = 0;    /* too many to ride along: they go at the end */
 
-    /* A deferred opening goes first, in the same round trip. */
+    /* A deferred opening goes first, then waiting writes, in one trip. */
     if (db->opening != NULL) {
         ahead = db->opening->count;
         memcpy(all, db->opening->statements, ahead * sizeof(*all));
     }
+    if (batched > 0) {
+        memcpy(all + ahead, db->batched, batched * sizeof(*all));
+        db->batched_count -= batched;
+        memmove(db->batched, db->batched + batched,
+            db->batched_count * sizeof(*db->batched));
+    }
+    ahead += batched;
     if (n > DB_PIPELINE_MAX - ahead)
         return error_set(err, 500, "a pipeline of %d statements", n);
-    memcpy(all + ahead, statements, n * sizeof(*all));
+    if (n > 0)
+        memcpy(all + ahead, statements, n * sizeof(*all));
 
-    rc = pipeline_round_trip(db, err, all, ahead + n, ahead, got,
-        &succeeded);
-    if (ahead > 0 && opening_settle(db, got, succeeded, err) < 0)
+    rc = pipeline_round_trip(db, err, all, ahead + n,
+        db->opening != NULL ? db->opening->count : 0, 0, got, &succeeded);
+    if (db->opening != NULL && opening_settle(db, got, succeeded, err) < 0)
         rc = -1;
+    clear_results(got + ahead - batched, batched);
     if (rc < 0) {
         clear_results(got + ahead, n);
         return -1;
@@ -717,6 +733,34 @@ db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
         if (a != NULL)
             arena_defer(a, clear_result, results[i]);
     }
+    return 0;
+}
+
+/* Sends the writes still waiting, alone. */
+static int
+batched_flush(struct db *db, struct crewd_error *err)
+{
+    if (db->batched_count == 0)
+        return 0;
+    return db_pipeline(db, NULL, err, NULL, 0, NULL);
+}
+
+int
+db_run_batched(struct db *db, struct arena *a, struct crewd_error *err,
+    const char *sql, int nparams, const char *const *params)
+{
+    const char **copies;
+
+    if (db->plan_scope == NULL)
+        return db_run(db, err, sql, nparams, params);
+    if (db->batched_count == DB_BATCH_MAX && batched_flush(db, err) < 0)
+        return -1;
+
+    copies = arena_alloc(a, (size_t)(nparams + 1) * sizeof(*copies));
+    for (int i = 0; i < nparams; i++)
+        copies[i] = params[i] != NULL ? arena_strdup(a, params[i]) : NULL;
+    db->batched[db->batched_count++] = (struct db_statement){
+        arena_strdup(a, sql), nparams, copies };
     return 0;
 }
 
@@ -737,7 +781,7 @@ db_run_script(struct db *db, struct crewd_error *err, const char *sql)
 {
     PGresult *res;
 
-    if (db_opening_flush(db, err) < 0)
+    if (db_opening_flush(db, err) < 0 || batched_flush(db, err) < 0)
         return -1;
     if (db->conn == NULL) {
         err->retry_after = 1;
@@ -773,8 +817,9 @@ db_rollback(struct db *db)
 {
     PGresult *res;
 
-    /* An opening never sent began nothing. */
+    /* An opening never sent began nothing; waiting writes are void. */
     db->opening = NULL;
+    db->batched_count = 0;
     db->plan_scope = NULL;
     if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
         return;
@@ -810,6 +855,33 @@ db_conninfo_user(const char *conninfo, char *out, size_t size)
     return found;
 }
 
+/*
+ * The COMMIT of db_end_checked() with the writes still waiting: one
+ * pipeline of the writes, COMMIT and the check; a write that fails
+ * skips the rest, and the transaction is left to be rolled back.
+ */
+static int
+end_with_writes(struct db *db, bool full, bool *clean,
+    struct crewd_error *err)
+{
+    struct db_statement all[DB_BATCH_MAX + 2];
+    PGresult *results[DB_BATCH_MAX + 2];
+    int n = db->batched_count, succeeded, rc;
+
+    memcpy(all, db->batched, n * sizeof(*all));
+    db->batched_count = 0;
+    all[n++] = (struct db_statement){ "COMMIT", 0, NULL };
+    all[n++] = (struct db_statement){
+        full ? "EXECUTE " FULL_CHECK : "EXECUTE " CLEAN_CHECK, 0, NULL };
+    rc = pipeline_round_trip(db, err, all, n, 0, 2, results, &succeeded);
+    db->plan_scope = NULL;
+    if (succeeded == n)
+        *clean = PQntuples(results[n - 1]) == 1 &&
+            db_bool(results[n - 1], 0, 0);
+    clear_results(results, succeeded);
+    return rc;
+}
+
 int
 db_end_checked(struct db *db, bool commit, bool *clean,
     struct crewd_error *err)
@@ -819,20 +891,29 @@ db_end_checked(struct db *db, bool commit, bool *clean,
     int rc = 0;
 
     *clean = false;
-    db->plan_scope = NULL;
-    if (!commit)
-        db->opening = NULL;     /* never sent: nothing to roll back */
-    else if (db_opening_flush(db, err) < 0)
+    if (!commit) {
+        /* Never sent: nothing to roll back, nothing to write. */
+        db->opening = NULL;
+        db->batched_count = 0;
+    } else if (db_opening_flush(db, err) < 0) {
+        db->plan_scope = NULL;
         return -1;
+    }
     if (db->conn == NULL || !db->clean_check_ready) {
+        db->plan_scope = NULL;
         err->retry_after = 1;
         return error_set(err, 503, "the database is unavailable");
     }
-
-    /* The simple protocol: the end and the question in one round trip. */
     full = ++db->checks_since_full >= DB_FULL_CHECK_EVERY;
     if (full)
         db->checks_since_full = 0;
+
+    /* Writes still waiting go ahead of the COMMIT, in its round trip. */
+    if (db->batched_count > 0)
+        return end_with_writes(db, full, clean, err);
+    db->plan_scope = NULL;
+
+    /* The simple protocol: the end and the question in one round trip. */
     res = PQexec(db->conn, commit
         ? (full ? "COMMIT; EXECUTE " FULL_CHECK
                 : "COMMIT; EXECUTE " CLEAN_CHECK)

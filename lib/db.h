@@ -18,6 +18,16 @@
 /* The channel tenants' changes are announced on (tenant.c sends). */
 #define DB_TENANT_CHANNEL "crewd_tenants"
 
+/* One statement of a pipeline; a pipeline holds at most this many. */
+#define DB_PIPELINE_MAX 8
+/* Writes that wait for a round trip (db_run_batched), at most. */
+#define DB_BATCH_MAX 4
+struct db_statement {
+    const char *sql;
+    int nparams;
+    const char *const *params;
+};
+
 struct db {
     PGconn *conn;
     char *conninfo;
@@ -40,6 +50,9 @@ struct db {
     const char *plan_scope;
     /* Statements waiting to ride with the next one (db_opening_defer). */
     struct db_opening *opening;
+    /* Writes waiting for the next round trip (db_run_batched). */
+    int batched_count;
+    struct db_statement batched[DB_BATCH_MAX];
 };
 
 /*
@@ -96,13 +109,6 @@ bool db_prepared_full(const struct db *db);
 PGresult *db_exec(struct db *db, struct arena *a, struct crewd_error *err,
     const char *sql, int nparams, const char *const *params);
 
-/* One statement of a pipeline; a pipeline holds at most this many. */
-#define DB_PIPELINE_MAX 8
-struct db_statement {
-    const char *sql;
-    int nparams;
-    const char *const *params;
-};
 
 /*
  * Sends n statements in one round trip (libpq's pipeline mode) and
@@ -141,6 +147,17 @@ void db_opening_defer(struct db *db, struct db_opening *opening);
  * waited, or it ran and check() accepted it) or -1 with err filled.
  */
 int db_opening_flush(struct db *db, struct crewd_error *err);
+
+/*
+ * Writes whose rows nobody reads and whose failure fails the unit of
+ * work (an audit entry and its notification).  Inside a tenant's
+ * request (db->plan_scope set, fcgi/tenant_reset.c) they are kept,
+ * copied into a, and go out with the next round trip, at the latest
+ * ahead of the COMMIT of db_end_checked(); a failure then fails that
+ * statement, or the commit.  Elsewhere they run at once, as db_run().
+ */
+int db_run_batched(struct db *db, struct arena *a, struct crewd_error *err,
+    const char *sql, int nparams, const char *const *params);
 
 /* db_exec for statements whose rows nobody reads. */
 int db_run(struct db *db, struct crewd_error *err, const char *sql,

@@ -464,6 +464,7 @@ class Bench:
         return measured
 
     def case_create(self):
+        self.seed.grow(100)
         body = json.dumps({'name': 'bench agent', 'role': 'Researcher',
                            'goal': 'Find the facts'})
         measured, reference = self.paired(lambda: self.wrk(
@@ -481,6 +482,7 @@ class Bench:
         self.record(3, 'POST /agents (+ audit entry)', measured, reference)
 
     def case_get_patch(self):
+        self.seed.grow(100)
         measured, reference = self.paired(lambda: self.wrk(
             'GET', '/api/v1/agents/{agent}', 100), lambda: self.pgbench(
             'BEGIN;\n' + self.SWITCH +

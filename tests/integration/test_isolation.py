@@ -406,6 +406,21 @@ class ConnectionResetTest(IsolationTestCase):
         self.assertIn('a request left state on the connection',
                       self.stack.crewd_log())
 
+    def test_requests_that_leave_nothing_never_discard_the_session(self):
+        """The check after a request, the full one included (every 64th,
+        lib/db.h), finds nothing after requests that leave nothing:
+        reads, and writes whose audit entries go out with the COMMIT.
+        A discarded session loses every prepared statement and plan."""
+        seen = len(self.stack.crewd_log())
+        for i in range(70):
+            tenant = (self.a, self.b)[i % 2]
+            self.create_agent(tenant, 'clean %d' % i)
+        for i in range(70):
+            tenant = (self.a, self.b)[i % 2]
+            self.assertJson(self.call(tenant, 'GET', '/api/v1/agents'), 200)
+        self.assertNotIn('left state on the connection',
+                         self.stack.crewd_log()[seen:])
+
     def test_temporary_tables_and_session_locks_are_refused(self):
         rows = self.stack.psql(
             "SELECT has_database_privilege(:'who', 'crewd', 'TEMP'),"
