@@ -259,6 +259,19 @@ session_setup(struct db *db, struct crewd_error *err)
         db_run(db, err, "SET search_path = tenant_template", 0, NULL) < 0)
         return -1;
 
+    /*
+     * A statement is prepared once per tenant and connection; left to
+     * itself, PostgreSQL plans its first five executions for their
+     * parameters before it settles on a generic plan, which multiplies
+     * the first-use cost of every tenant by six.  crewd's statements
+     * are short lookups by key and by time order over one tenant's
+     * rows, where a generic plan is the plan.
+     */
+    if (!db->owner &&
+        db_run(db, err, "SET plan_cache_mode = force_generic_plan", 0,
+            NULL) < 0)
+        return -1;
+
     if (db->listen_tenants &&
         db_run(db, err, "LISTEN " DB_TENANT_CHANNEL, 0, NULL) < 0)
         return -1;
