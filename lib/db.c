@@ -531,10 +531,10 @@ clear_results(PGresult **results, int n)
  * caller's to release); *succeeded says how many.  The first
  * session_head and the last session_tail run under the session's own
  * path (an opening ahead of its switch; the end of the transaction and
- * the check after it), the rest in db->plan_scope.  A statement new to its scope is parsed
- * in the same round trip, where it stands: after the switch, the path
- * it is planned under is the one it runs under.  Returns 0, or -1 with
- * err filled from the first failure.
+ * the check after it), the rest in db->plan_scope.  A statement new to
+ * its scope is parsed in the same round trip, where it stands: after the
+ * switch, the path it is planned under is the one it runs under.
+ * Returns 0, or -1 with err filled from the first failure.
  */
 static int
 pipeline_round_trip(struct db *db, struct crewd_error *err,
