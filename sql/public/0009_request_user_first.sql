@@ -10,7 +10,8 @@
 -- Measured with pgbench on the request's own SQL, 100 tenants, 8
 -- clients: 0.24 ms of PostgreSQL CPU per request with the lookup after
 -- the switch, 0.19-0.20 ms with it first (docs/performance.md).
-DROP FUNCTION public.crewd_request_user(uuid, integer);
+-- The two-argument function of 0008 stays: workers of the previous
+-- release call it until they are restarted after the migration.
 
 CREATE FUNCTION public.crewd_request_user(p_tenant uuid, p_user uuid,
     p_version integer, OUT role text, OUT audit_reads boolean)

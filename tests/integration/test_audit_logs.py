@@ -80,14 +80,21 @@ class AuditLogsTestCase(StackTestCase):
             'SELECT id FROM :"schema".audit_outbox ORDER BY id',
             schema=schema or self.schema)]
 
-    def all_entries(self, query='', tenant=None):
-        """Every entry the list shows, page by page, newest first."""
+    def all_entries(self, query='', tenant=None, patient=False):
+        """Every entry the list shows, page by page, newest first.
+        patient: None when a page answers 503 with Retry-After (a worker
+        that last found MongoDB down waits that long before it asks
+        again, even when MongoDB is back)."""
         items, cursor = [], None
         for _ in range(100):
             q = query + ('&' if query else '?') + 'limit=100'
             if cursor:
                 q += '&cursor=' + cursor
-            body = self.assertJson(self.logs(q, tenant=tenant), 200)
+            resp = self.logs(q, tenant=tenant)
+            if (patient and resp.status == 503 and
+                    resp.headers.get('Retry-After')):
+                return None
+            body = self.assertJson(resp, 200)
             items += body['items']
             cursor = body['next_cursor']
             if cursor is None:
@@ -101,8 +108,9 @@ class AuditLogsTestCase(StackTestCase):
         def arrived():
             if self.outbox(schema):
                 return None
-            items = self.all_entries(query, tenant)
-            return items if len(items) >= count else None
+            items = self.all_entries(query, tenant, patient=True)
+            return items if items is not None and len(items) >= count \
+                else None
         items = wait_for(arrived, timeout, 0.1)
         self.assertIsNotNone(items, 'not shipped: outbox %r' %
                              self.outbox(schema))
