@@ -179,6 +179,15 @@ authorise_statement(struct request *req, struct authorisation *a)
         3, a->params };
 }
 
+/* A refusal of the token's user: 401 (no such user now) or 403. */
+static int
+refuse(struct request *req, int status, struct crewd_error *err)
+{
+    req->refused = status;
+    return error_set(err, status, status == 401
+        ? "invalid or expired token" : "your role may not do this");
+}
+
 /* The opening's check (fcgi/tenant_reset.h) of the token's user. */
 static int
 authorise(void *arg, const PGresult *res, struct crewd_error *err)
@@ -189,31 +198,14 @@ authorise(void *arg, const PGresult *res, struct crewd_error *err)
     if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
         response_header(req, "WWW-Authenticate",
             "Bearer error=\"invalid_token\"");
-        req->refused = 401;
-        return error_set(err, 401, "invalid or expired token");
+        return refuse(req, 401, err);
     }
 
     req->auth.role = role_parse(PQgetvalue(res, 0, 0));
     req->audit_reads = db_bool(res, 0, 1);
-    if (req->auth.role < req->route->role) {
-        req->refused = 403;
-        return error_set(err, 403, "your role may not do this");
-    }
+    if (req->auth.role < req->route->role)
+        return refuse(req, 403, err);
     return 0;
-}
-
-/*
- * A refusal outranks whatever the handler made of the failed statement
- * that carried it (a handler may turn a failure into a 404 of its own).
- */
-static void
-refusal_restore(struct request *req)
-{
-    error_clear(&req->err);
-    if (req->refused == 401)
-        error_set(&req->err, 401, "invalid or expired token");
-    else
-        error_set(&req->err, 403, "your role may not do this");
 }
 
 static int
@@ -261,9 +253,13 @@ run_tenant_route(struct request *req)
     rc = run_handler(req);
     if (tenant_reset_settle(req->db, &req->err) < 0)
         rc = -1;
+    /*
+     * A refusal outranks whatever the handler made of the failed
+     * statement that carried it (a handler may turn it into a 404).
+     */
     if (req->refused != 0) {
-        refusal_restore(req);
-        rc = -1;
+        error_clear(&req->err);
+        rc = refuse(req, req->refused, &req->err);
     }
 
     /* A tenant that audits reads: the read's entry, in its transaction. */

@@ -123,6 +123,13 @@ prepared_entry(struct db *db, const char *scope, const char *sql,
     return (int)p->count - 1;
 }
 
+/* The server-side name of entry i. */
+static void
+prepared_label(char *name, size_t size, int entry)
+{
+    snprintf(name, size, DB_PREPARED_PREFIX "%d", entry);
+}
+
 static void
 prepared_failed(struct db *db, int entry)
 {
@@ -154,7 +161,7 @@ prepared_name(struct db *db, const char *sql, int nparams, char *name,
 
     if (entry < 0)
         return NULL;
-    snprintf(name, size, DB_PREPARED_PREFIX "%d", entry);
+    prepared_label(name, size, entry);
     if (!fresh)
         return name;
 
@@ -565,8 +572,7 @@ pipeline_round_trip(struct db *db, struct crewd_error *err,
         entries[i] = prepared_entry(db, scope, statements[i].sql,
             &parse[i]);
         if (entries[i] >= 0)
-            snprintf(names[i], sizeof(names[i]), DB_PREPARED_PREFIX "%d",
-                entries[i]);
+            prepared_label(names[i], sizeof(names[i]), entries[i]);
     }
 
     if (!PQenterPipelineMode(db->conn))
@@ -678,8 +684,7 @@ opening_settle(struct db *db, PGresult **results, int succeeded,
             rc = -1;
         }
     }
-    clear_results(results, succeeded < opening->count ? succeeded
-                                                       : opening->count);
+    clear_results(results, opening->count);    /* NULL past a failure */
     return rc;
 }
 
@@ -700,9 +705,9 @@ int
 db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
     const struct db_statement *statements, int n, PGresult **results)
 {
-    struct db_statement all[DB_PIPELINE_MAX];
+    struct db_statement all[DB_PIPELINE_MAX] = { { NULL, 0, NULL } };
     PGresult *got[DB_PIPELINE_MAX];
-    int ahead = 0, batched = db->batched_count, succeeded, rc;
+    int opened = 0, batched = db->batched_count, ahead, succeeded, rc;
 
     for (int i = 0; i < n; i++)
         results[i] = NULL;
@@ -710,32 +715,29 @@ db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
         db->opening->count + n > DB_PIPELINE_MAX &&
         db_opening_flush(db, err) < 0)
         return -1;
-    if (n + batched > DB_PIPELINE_MAX - (db->opening != NULL
-            ? db->opening->count : 0))
+    if (db->opening != NULL)
+        opened = db->opening->count;
+    if (opened + batched + n > DB_PIPELINE_MAX)
         batched = 0;    /* too many to ride along: they go at the end */
+    ahead = opened + batched;
+    if (ahead + n > DB_PIPELINE_MAX)
+        return error_set(err, 500, "a pipeline of %d statements", n);
 
     /* A deferred opening goes first, then waiting writes, in one trip. */
-    if (db->opening != NULL) {
-        ahead = db->opening->count;
-        memcpy(all, db->opening->statements, ahead * sizeof(*all));
-    }
+    if (opened > 0)
+        memcpy(all, db->opening->statements, opened * sizeof(*all));
     if (batched > 0) {
-        memcpy(all + ahead, db->batched, batched * sizeof(*all));
-        db->batched_count -= batched;
-        memmove(db->batched, db->batched + batched,
-            db->batched_count * sizeof(*db->batched));
+        memcpy(all + opened, db->batched, batched * sizeof(*all));
+        db->batched_count = 0;
     }
-    ahead += batched;
-    if (n > DB_PIPELINE_MAX - ahead)
-        return error_set(err, 500, "a pipeline of %d statements", n);
     if (n > 0)
         memcpy(all + ahead, statements, n * sizeof(*all));
 
-    rc = pipeline_round_trip(db, err, all, ahead + n,
-        db->opening != NULL ? db->opening->count : 0, 0, got, &succeeded);
-    if (db->opening != NULL && opening_settle(db, got, succeeded, err) < 0)
+    rc = pipeline_round_trip(db, err, all, ahead + n, opened, 0, got,
+        &succeeded);
+    if (opened > 0 && opening_settle(db, got, succeeded, err) < 0)
         rc = -1;
-    clear_results(got + ahead - batched, batched);
+    clear_results(got + opened, batched);
     if (rc < 0) {
         clear_results(got + ahead, n);
         return -1;
