@@ -119,6 +119,7 @@ struct shared {
     int tenants_max;
     double wall_started;
     _Atomic uint64_t db_unavailable, db_refused, mongo_failures;
+    _Atomic uint64_t db_discarded;
     _Atomic uint64_t access_log_dropped, worker_replaced, audit_shipped;
     _Atomic int64_t audit_pending;      /* -1: no shipper reported */
     _Atomic int64_t workers_alive, workers_configured;
@@ -141,7 +142,7 @@ static struct memo memo[MEMO_SLOTS];
 
 /* Failures this process already added (metrics_flush_failures). */
 static unsigned long long flushed_unavailable, flushed_refused,
-    flushed_mongo;
+    flushed_mongo, flushed_discarded;
 
 /* The master's own bookkeeping for re-deals; copies in children unused. */
 struct seat_watch {
@@ -223,6 +224,7 @@ metrics_shutdown(void)
     memset(memo, 0, sizeof(memo));
     memset(candidate_watch, 0, sizeof(candidate_watch));
     flushed_unavailable = flushed_refused = flushed_mongo = 0;
+    flushed_discarded = 0;
     next_rebalance = 0;
 }
 
@@ -605,21 +607,25 @@ metrics_count_execution(const char *tenant_id, const char *tenant_slug,
 void
 metrics_flush_failures(void)
 {
-    unsigned long long unavailable, refused, mongo;
+    unsigned long long unavailable, refused, mongo, discarded;
 
     if (shm == NULL)
         return;
     db_failure_counts(&unavailable, &refused);
     mongo = mongo_failure_count();
+    discarded = db_discard_count();
     if (unavailable > flushed_unavailable)
         ADD(shm->db_unavailable, unavailable - flushed_unavailable);
     if (refused > flushed_refused)
         ADD(shm->db_refused, refused - flushed_refused);
     if (mongo > flushed_mongo)
         ADD(shm->mongo_failures, mongo - flushed_mongo);
+    if (discarded > flushed_discarded)
+        ADD(shm->db_discarded, discarded - flushed_discarded);
     flushed_unavailable = unavailable;
     flushed_refused = refused;
     flushed_mongo = mongo;
+    flushed_discarded = discarded;
 }
 
 void
@@ -1133,6 +1139,13 @@ render_process(struct buf *out)
         "%llu\n", (unsigned long long)LOAD(shm->db_unavailable));
     buf_printf(out, "crewd_database_errors_total{kind=\"refused\"} %llu\n",
         (unsigned long long)LOAD(shm->db_refused));
+
+    family(out, "crewd_database_sessions_discarded_total", "counter",
+        "Database sessions thrown away after a request (state left on "
+        "the connection, a failed end, a full table of statements): "
+        "each loses every plan it held.");
+    buf_printf(out, "crewd_database_sessions_discarded_total %llu\n",
+        (unsigned long long)LOAD(shm->db_discarded));
 
     family(out, "crewd_mongodb_errors_total", "counter",
         "MongoDB operations that failed.");

@@ -300,6 +300,15 @@ visit_check(void *ctx, const char *key, const char *value)
     return -1;
 }
 
+void
+request_last_read(struct request *req)
+{
+    if (req->tenant != NULL && !req->tenant->audit_reads &&
+        (strcmp(req->method, "GET") == 0 ||
+         strcmp(req->method, "HEAD") == 0))
+        db_end_ahead(req->db);
+}
+
 int
 request_query_check(struct request *req, const char *const *allowed)
 {

@@ -139,6 +139,13 @@ const char *request_query(struct request *req, const char *name);
  */
 int request_query_check(struct request *req, const char *const *allowed);
 
+/*
+ * The handler's next statement is its last, and a read: the transaction
+ * ends in the same round trip (db_end_ahead), unless the tenant audits
+ * reads, whose entry must be written in that transaction (worker.c).
+ */
+void request_last_read(struct request *req);
+
 /* Starts a JSON response with this status; write the body with jw_*. */
 struct json_writer *response_json(struct request *req, int status);
 

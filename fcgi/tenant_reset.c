@@ -205,17 +205,19 @@ tenant_reset_end(struct db *db, bool commit, struct crewd_error *err)
      * Ending the transaction undoes everything set with is_local.  What
      * a request could leave beyond it (a role or setting of the session,
      * a prepared statement, a cursor WITH HOLD, a temporary table, a
-     * session-level advisory lock) is checked in the same round trip
-     * after a commit, and thrown away after a rollback, when something
-     * went wrong and the check would cost as much as the cure.
+     * session-level advisory lock) is checked in the same round trip,
+     * after a commit and after a rollback alike: a rollback leaves less
+     * than a commit, never more.  Only a session found unclean, or one
+     * whose end failed, is thrown away, with every plan it held: a 404
+     * must not cost the next requests their prepared statements.
      */
     rc = db_end_checked(db, commit, &clean, err);
 
     /* A failed commit (or its writes) leaves a transaction to end. */
     if (!db_idle(db))
         db_rollback(db);
-    if (db_idle(db) && (!commit || !clean || rc < 0)) {
-        if (commit && rc == 0)
+    if (db_idle(db) && (!clean || rc < 0)) {
+        if (rc == 0)
             log_warn("a request left state on the connection; "
                 "discarding the session");
         db_discard_session(db);

@@ -129,6 +129,7 @@ resource_list(struct request *req, const struct resource *r)
     }
     buf_puts(&sql, " ORDER BY created_at DESC, id DESC LIMIT $1");
 
+    request_last_read(req);
     res = run(req, take_sql(req, &sql), &p);
     if (res == NULL)
         return -1;
@@ -188,6 +189,7 @@ resource_get(struct request *req, const struct resource *r)
 
     if (request_query_check(req, NULL) < 0)
         return -1;
+    request_last_read(req);
     res = resource_fetch(req, r, req->path_ids[0]);
     if (res == NULL)
         return -1;

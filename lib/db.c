@@ -317,6 +317,15 @@ session_setup(struct db *db, struct crewd_error *err)
 /* Failures of this process, for /metrics (db_failure_counts). */
 static unsigned long long failures_unavailable, failures_refused;
 
+/* Sessions this process threw away (db_discard_count). */
+static unsigned long long sessions_discarded;
+
+unsigned long long
+db_discard_count(void)
+{
+    return sessions_discarded;
+}
+
 void
 db_failure_counts(unsigned long long *unavailable,
     unsigned long long *refused)
@@ -375,6 +384,9 @@ db_close(struct db *db)
 int
 db_ready(struct db *db, struct crewd_error *err)
 {
+    /* An end asked for ahead belongs to the unit of work that asked. */
+    db->end_ahead = false;
+    db->ended_ahead = false;
     if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK) {
         if (PQtransactionStatus(db->conn) == PQTRANS_IDLE)
             return 0;
@@ -477,7 +489,8 @@ db_exec(struct db *db, struct arena *a, struct crewd_error *err,
     PGresult *res;
     ExecStatusType st;
 
-    if (db->opening != NULL || db->batched_count > 0) {
+    if (db->opening != NULL || db->batched_count > 0 || db->end_ahead ||
+        db->ended_ahead) {
         struct db_statement statement = { sql, nparams, params };
 
         return db_pipeline(db, a, err, &statement, 1, &res) == 0 ? res
@@ -701,29 +714,63 @@ db_opening_flush(struct db *db, struct crewd_error *err)
     return opening_settle(db, results, succeeded, err);
 }
 
+/* The answer of the session check: one row, true when clean. */
+static bool
+ended_clean(const PGresult *check)
+{
+    return PQntuples(check) == 1 && db_bool(check, 0, 0);
+}
+
+/* Whether this transaction's end runs the full session check. */
+static bool
+full_check_due(struct db *db)
+{
+    if (++db->checks_since_full < DB_FULL_CHECK_EVERY)
+        return false;
+    db->checks_since_full = 0;
+    return true;
+}
+
+#define CHECK_STATEMENT(full) \
+    ((full) ? "EXECUTE " FULL_CHECK : "EXECUTE " CLEAN_CHECK)
+
 int
 db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
     const struct db_statement *statements, int n, PGresult **results)
 {
     struct db_statement all[DB_PIPELINE_MAX] = { { NULL, 0, NULL } };
     PGresult *got[DB_PIPELINE_MAX];
-    int opened = 0, batched = db->batched_count, ahead, succeeded, rc;
+    int opened = 0, batched = db->batched_count, ahead, ending, succeeded;
+    int rc;
 
     for (int i = 0; i < n; i++)
         results[i] = NULL;
+    if (db->ended_ahead) {
+        log_error("a statement after its transaction ended: %s",
+            n > 0 ? statements[0].sql : "(none)");
+        return error_set(err, 500, "internal error");
+    }
+    ending = db->end_ahead && db->clean_check_ready ? 2 : 0;
+    db->end_ahead = false;
     if (db->opening != NULL &&
-        db->opening->count + n > DB_PIPELINE_MAX &&
+        db->opening->count + n + ending > DB_PIPELINE_MAX &&
         db_opening_flush(db, err) < 0)
         return -1;
     if (db->opening != NULL)
         opened = db->opening->count;
-    if (opened + batched + n > DB_PIPELINE_MAX)
+    if (opened + batched + n + ending > DB_PIPELINE_MAX)
         batched = 0;    /* too many to ride along: they go at the end */
     ahead = opened + batched;
+    if (ahead + n + ending > DB_PIPELINE_MAX)
+        ending = 0;     /* the end goes on its own */
     if (ahead + n > DB_PIPELINE_MAX)
         return error_set(err, 500, "a pipeline of %d statements", n);
 
-    /* A deferred opening goes first, then waiting writes, in one trip. */
+    /*
+     * A deferred opening goes first, then waiting writes, the caller's
+     * statements, and the end with its check when it was asked for
+     * ahead: all in one round trip.
+     */
     if (opened > 0)
         memcpy(all, db->opening->statements, opened * sizeof(*all));
     if (batched > 0) {
@@ -732,9 +779,21 @@ db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
     }
     if (n > 0)
         memcpy(all + ahead, statements, n * sizeof(*all));
+    if (ending > 0) {
+        all[ahead + n] = (struct db_statement){ "COMMIT", 0, NULL };
+        all[ahead + n + 1] = (struct db_statement){
+            CHECK_STATEMENT(full_check_due(db)), 0, NULL };
+    }
 
-    rc = pipeline_round_trip(db, err, all, ahead + n, opened, 0, got,
-        &succeeded);
+    rc = pipeline_round_trip(db, err, all, ahead + n + ending, opened,
+        ending, got, &succeeded);
+    if (ending > 0 && succeeded == ahead + n + ending) {
+        /* Committed: db_end_checked() only reports the check. */
+        db->ended_ahead = true;
+        db->ended_clean = ended_clean(got[ahead + n + 1]);
+        db->plan_scope = NULL;
+    }
+    clear_results(got + ahead + n, ending);
     if (opened > 0 && opening_settle(db, got, succeeded, err) < 0)
         rc = -1;
     clear_results(got + opened, batched);
@@ -749,6 +808,12 @@ db_pipeline(struct db *db, struct arena *a, struct crewd_error *err,
             arena_defer(a, clear_result, results[i]);
     }
     return 0;
+}
+
+void
+db_end_ahead(struct db *db)
+{
+    db->end_ahead = true;
 }
 
 /* Sends the writes still waiting, alone. */
@@ -835,6 +900,8 @@ db_rollback(struct db *db)
     /* An opening never sent began nothing; waiting writes are void. */
     db->opening = NULL;
     db->batched_count = 0;
+    db->end_ahead = false;
+    db->ended_ahead = false;
     db->plan_scope = NULL;
     if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
         return;
@@ -886,13 +953,11 @@ end_with_writes(struct db *db, bool full, bool *clean,
     memcpy(all, db->batched, n * sizeof(*all));
     db->batched_count = 0;
     all[n++] = (struct db_statement){ "COMMIT", 0, NULL };
-    all[n++] = (struct db_statement){
-        full ? "EXECUTE " FULL_CHECK : "EXECUTE " CLEAN_CHECK, 0, NULL };
+    all[n++] = (struct db_statement){ CHECK_STATEMENT(full), 0, NULL };
     rc = pipeline_round_trip(db, err, all, n, 0, 2, results, &succeeded);
     db->plan_scope = NULL;
     if (succeeded == n)
-        *clean = PQntuples(results[n - 1]) == 1 &&
-            db_bool(results[n - 1], 0, 0);
+        *clean = ended_clean(results[n - 1]);
     clear_results(results, succeeded);
     return rc;
 }
@@ -901,11 +966,24 @@ int
 db_end_checked(struct db *db, bool commit, bool *clean,
     struct crewd_error *err)
 {
+    /* The simple protocol's end and question, by [commit][full]. */
+    static const char *const simple_end[2][2] = {
+        { "ROLLBACK; EXECUTE " CLEAN_CHECK,
+          "ROLLBACK; EXECUTE " FULL_CHECK },
+        { "COMMIT; EXECUTE " CLEAN_CHECK, "COMMIT; EXECUTE " FULL_CHECK },
+    };
     PGresult *res;
     bool full;
     int rc = 0;
 
     *clean = false;
+    db->end_ahead = false;
+    if (db->ended_ahead) {
+        /* Committed with the last statement; a read either way. */
+        db->ended_ahead = false;
+        *clean = db->ended_clean;
+        return 0;
+    }
     if (!commit) {
         /* Never sent: nothing to roll back, nothing to write. */
         db->opening = NULL;
@@ -919,9 +997,7 @@ db_end_checked(struct db *db, bool commit, bool *clean,
         err->retry_after = 1;
         return error_set(err, 503, "the database is unavailable");
     }
-    full = ++db->checks_since_full >= DB_FULL_CHECK_EVERY;
-    if (full)
-        db->checks_since_full = 0;
+    full = full_check_due(db);
 
     /* Writes still waiting go ahead of the COMMIT, in its round trip. */
     if (db->batched_count > 0)
@@ -929,13 +1005,9 @@ db_end_checked(struct db *db, bool commit, bool *clean,
     db->plan_scope = NULL;
 
     /* The simple protocol: the end and the question in one round trip. */
-    res = PQexec(db->conn, commit
-        ? (full ? "COMMIT; EXECUTE " FULL_CHECK
-                : "COMMIT; EXECUTE " CLEAN_CHECK)
-        : (full ? "ROLLBACK; EXECUTE " FULL_CHECK
-                : "ROLLBACK; EXECUTE " CLEAN_CHECK));
+    res = PQexec(db->conn, simple_end[commit][full]);
     if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
-        *clean = db_bool(res, 0, 0);
+        *clean = ended_clean(res);
     else if (commit) {
         fail_from_result(db, res, err);
         rc = -1;
@@ -952,6 +1024,7 @@ db_discard_session(struct db *db)
     if (!db_idle(db))
         return;
     error_clear(&err);
+    sessions_discarded++;
     /* DISCARD ALL deallocates every prepared statement, ours too. */
     prepared_forget(db);
     if (db_run_script(db, &err, "DISCARD ALL") < 0 ||

@@ -53,6 +53,11 @@ struct db {
     /* Writes waiting for the next round trip (db_run_batched). */
     int batched_count;
     struct db_statement batched[DB_BATCH_MAX];
+    /* The end rides with the next statement (db_end_ahead); it did, and
+       the session check's answer. */
+    bool end_ahead;
+    bool ended_ahead;
+    bool ended_clean;
 };
 
 /*
@@ -159,6 +164,16 @@ int db_opening_flush(struct db *db, struct crewd_error *err);
 int db_run_batched(struct db *db, struct arena *a, struct crewd_error *err,
     const char *sql, int nparams, const char *const *params);
 
+/*
+ * The next db_exec() or db_pipeline() holds the last statements of the
+ * unit of work, and the unit commits whatever they return (a read: its
+ * commit and its rollback are the same).  COMMIT and the session check
+ * of db_end_checked() go in their round trip, and db_end_checked() then
+ * only reports the check.  When a statement fails, the transaction is
+ * left to db_end_checked() as usual.  A statement after the end is a
+ * bug: it fails with a 500, and is never sent outside the transaction.
+ */
+void db_end_ahead(struct db *db);
 /* db_exec for statements whose rows nobody reads. */
 int db_run(struct db *db, struct crewd_error *err, const char *sql,
     int nparams, const char *const *params);
@@ -200,6 +215,11 @@ bool db_idle(const struct db *db);
 /* Notifies listeners that tenants changed; runs in the current tx. */
 int db_notify_tenants(struct db *db, struct crewd_error *err);
 
+/*
+ * Sessions this process has thrown away (db_discard_session) since it
+ * started, for /metrics: each costs every plan it held.
+ */
+unsigned long long db_discard_count(void);
 /*
  * Failures this process has seen since it started, for /metrics: the
  * server unreachable or the connection lost (a connect that failed

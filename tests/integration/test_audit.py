@@ -506,6 +506,29 @@ class TenantSettingsTest(AuditTestCase):
         self.read_call('GET', '/api/v1/agents')
         self.assertEqual(len(self.reads()), 7)
 
+    def test_reads_are_audited_before_the_workers_hear_of_the_setting(self):
+        """A worker ends a read with its statement while its cached tenant
+        does not audit reads; the tenant's row, read in that transaction,
+        is what decides, so a setting changed behind the workers' backs
+        (no announcement; their caches keep it for seconds) is still
+        honoured at once, each read with its entry."""
+        agent = self.assertJson(self.read_call(
+            'POST', '/api/v1/agents', json=agent_body()), 201)
+        for _ in range(10):     # every worker caches the tenant, unaudited
+            self.assertStatus(self.read_call('GET', '/api/v1/agents'), 200)
+        self.assertEqual(self.reads(), [])
+
+        self.stack.psql("UPDATE public.tenants SET audit_reads = true"
+                        " WHERE id = :'t'", t=self.reader.id)
+        for _ in range(5):
+            self.assertStatus(self.read_call('GET', '/api/v1/agents'), 200)
+            self.assertStatus(self.read_call(
+                'GET', '/api/v1/agents/' + agent['id']), 200)
+        self.assertStatus(self.read_call('GET', '/api/v1/agents/' +
+                                         random_uuid()), 404)
+        self.assertEqual(self.reads(),
+                         [('agent', None), ('agent', agent['id'])] * 5)
+
     def test_a_read_entry_names_the_reader_and_no_changes(self):
         self.assertJson(self.read_call('PATCH', '/api/v1/tenant',
                                        json={'audit_reads': True}), 200)

@@ -10,7 +10,9 @@ or schema; test_isolation_schema.py runs this whole module in the schema
 mode.  The two differ in one place only, said by the test itself: in the
 schema mode a schema-qualified read of another tenant's table succeeds."""
 
+import http.client
 import os
+import re
 
 import crewtest
 from crewtest import StackTestCase, random_uuid, wait_for
@@ -55,6 +57,18 @@ class IsolationTestCase(StackTestCase):
             "WHERE usename = 'crewd' AND datname = 'crewd' "
             "AND backend_type = 'client backend' "
             "AND pid <> pg_backend_pid()", superuser=True))
+
+    def sessions_discarded(self):
+        """crewd_database_sessions_discarded_total, from /metrics."""
+        conn = http.client.HTTPConnection(
+            '127.0.0.1', self.stack.metrics_port, timeout=30)
+        try:
+            conn.request('GET', '/metrics')
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        return int(re.search(r'^crewd_database_sessions_discarded_total'
+                             r' (\d+)$', text, re.M).group(1))
 
     def assertConnectionsIdle(self):
         """crewd's connections settle to plain idle: no transaction, and
@@ -392,6 +406,7 @@ class ConnectionResetTest(IsolationTestCase):
             'CREATE TRIGGER alone AFTER INSERT ON :"schema".audit_outbox'
             ' FOR EACH ROW EXECUTE FUNCTION :"schema".alone();',
             superuser=True, schema=self.a_schema)
+        discarded = self.sessions_discarded()
         self.create_agent(self.a, 'alone')
         for _ in range(64):
             self.assertJson(self.call(self.b, 'GET', '/api/v1/agents'), 200)
@@ -405,6 +420,7 @@ class ConnectionResetTest(IsolationTestCase):
         self.assertEqual(probe, [(self.b.id, '', '')])
         self.assertIn('a request left state on the connection',
                       self.stack.crewd_log())
+        self.assertEqual(self.sessions_discarded(), discarded + 1)
 
     def test_requests_that_leave_nothing_never_discard_the_session(self):
         """The check after a request, the full one included (every 64th,
@@ -420,6 +436,34 @@ class ConnectionResetTest(IsolationTestCase):
             self.assertJson(self.call(tenant, 'GET', '/api/v1/agents'), 200)
         self.assertNotIn('left state on the connection',
                          self.stack.crewd_log()[seen:])
+
+    def test_failed_requests_keep_the_session_and_its_plans(self):
+        """A request that fails rolls back (or had ended with its read);
+        the check after it finds the session as clean as after a commit,
+        and a clean session is kept: a run of 404s, 400s, 422s and
+        refused users must not cost the next requests their plans."""
+        refused = self.stack.new_tenant('refused')
+        self.stack.psql('UPDATE public.users SET token_version ='
+                        " token_version + 1 WHERE tenant_id = :'t'",
+                        t=refused.id)
+        before = self.sessions_discarded()
+        for _ in range(3):
+            self.assertProblem(self.call(
+                self.a, 'GET', '/api/v1/agents/' + random_uuid()), 404)
+            self.assertProblem(self.call(
+                self.a, 'GET', '/api/v1/agents?limit=nope'), 400)
+            self.assertProblem(self.call(
+                self.b, 'POST', '/api/v1/agents', json={'name': 7}), 422)
+            self.assertProblem(self.call(
+                self.b, 'DELETE', '/api/v1/agents/' + random_uuid()), 404)
+            for method, path in (('GET', '/api/v1/agents'),
+                                 ('GET', '/api/v1/agents/' + random_uuid()),
+                                 ('POST', '/api/v1/agents')):
+                self.assertProblem(self.call(
+                    refused, method, path, json={'name': 'x', 'role': 'r',
+                                                 'goal': 'g'}), 401)
+        self.assertJson(self.call(self.a, 'GET', '/api/v1/agents'), 200)
+        self.assertEqual(self.sessions_discarded(), before)
 
     def test_temporary_tables_and_session_locks_are_refused(self):
         rows = self.stack.psql(
