@@ -21,21 +21,32 @@
 #include "metrics.h"
 #include "seal.h"
 #include "shipper.h"
+#include "tenant_watch.h"
 #include "token.h"
 #include "worker.h"
 
 #define SD_LISTEN_FDS_START 3
 #define MAX_WORKERS 256
 
+/* What a child is: a worker, or one of the two that serve no request. */
+enum child_kind {
+    CHILD_WORKER,
+    CHILD_SHIPPER,          /* the audit shipper (fcgi/shipper.h) */
+    CHILD_WATCHER,          /* the tenant watch (fcgi/tenant_watch.h) */
+};
+
+static const char *const child_kind_names[] = { "worker", "shipper",
+    "tenant watch" };
+
 struct child {
     pid_t pid;
     unsigned generation;
     time_t started;
-    bool shipper;           /* the audit shipper, not a worker */
+    enum child_kind kind;
 };
 
-/* Two generations of workers and of shippers, during a reload. */
-static struct child children[(MAX_WORKERS + 1) * 2];
+/* Two generations of every kind of child, during a reload. */
+static struct child children[(MAX_WORKERS + 2) * 2];
 static unsigned current_generation;
 static struct token_secret secret;
 
@@ -139,19 +150,20 @@ count_children(unsigned generation, bool any_generation)
 
 /* Children of this generation of one kind. */
 static int
-count_kind(unsigned generation, bool shipper)
+count_kind(unsigned generation, enum child_kind kind)
 {
     int n = 0;
 
     for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++)
         if (children[i].pid > 0 && children[i].generation == generation &&
-            children[i].shipper == shipper)
+            children[i].kind == kind)
             n++;
     return n;
 }
 
 static void
-spawn_child(const struct crewd_conf *conf, int listen_fd, bool shipper)
+spawn_child(const struct crewd_conf *conf, int listen_fd,
+    enum child_kind kind)
 {
     struct child *slot = NULL;
     pid_t pid;
@@ -168,16 +180,18 @@ spawn_child(const struct crewd_conf *conf, int listen_fd, bool shipper)
 
     pid = fork();
     if (pid < 0) {
-        log_error("could not fork a %s: %s",
-            shipper ? "shipper" : "worker", strerror(errno));
+        log_error("could not fork a %s: %s", child_kind_names[kind],
+            strerror(errno));
         return;
     }
-    if (pid == 0 && shipper) {
+    if (pid == 0 && kind != CHILD_WORKER) {
         /* It serves no requests, and holds no secret it does not need. */
         close(listen_fd);
         sodium_memzero(&secret, sizeof(secret));
         seal_process_install(NULL);
-        shipper_run(conf);
+        if (kind == CHILD_SHIPPER)
+            shipper_run(conf);
+        tenant_watch_run(conf);
     }
     if (pid == 0)
         worker_run(conf, &secret, listen_fd);
@@ -185,21 +199,34 @@ spawn_child(const struct crewd_conf *conf, int listen_fd, bool shipper)
     slot->pid = pid;
     slot->generation = current_generation;
     slot->started = time(NULL);
-    slot->shipper = shipper;
+    slot->kind = kind;
 }
 
 static void
 spawn_worker(const struct crewd_conf *conf, int listen_fd)
 {
-    spawn_child(conf, listen_fd, false);
+    spawn_child(conf, listen_fd, CHILD_WORKER);
 }
 
-/* The audit shipper of the current generation, unless it runs apart. */
-static void
-keep_shipper(const struct crewd_conf *conf, int listen_fd)
+/*
+ * The children there is one of: the tenant watch, and the audit shipper
+ * unless it runs apart.
+ */
+static bool
+singleton_missing(const struct crewd_conf *conf, enum child_kind kind)
 {
-    if (conf->audit_shipper && count_kind(current_generation, true) == 0)
-        spawn_child(conf, listen_fd, true);
+    if (kind == CHILD_SHIPPER && !conf->audit_shipper)
+        return false;
+    return count_kind(current_generation, kind) == 0;
+}
+
+static void
+keep_singletons(const struct crewd_conf *conf, int listen_fd)
+{
+    if (singleton_missing(conf, CHILD_WATCHER))
+        spawn_child(conf, listen_fd, CHILD_WATCHER);
+    if (singleton_missing(conf, CHILD_SHIPPER))
+        spawn_child(conf, listen_fd, CHILD_SHIPPER);
 }
 
 static void
@@ -229,7 +256,7 @@ reap(bool stopping)
             if (c->pid != pid)
                 continue;
             if (c->generation == current_generation && !stopping) {
-                const char *kind = c->shipper ? "shipper" : "worker";
+                const char *kind = child_kind_names[c->kind];
 
                 if (WIFSIGNALED(status))
                     log_error("%s %ld killed by signal %d; replacing it",
@@ -240,9 +267,11 @@ reap(bool stopping)
                         WEXITSTATUS(status));
                 if (time(NULL) - c->started < 1)
                     early_deaths++;
-                if (!c->shipper)
+                if (c->kind == CHILD_WORKER)
                     metrics_count_worker_replaced();
             }
+            if (c->kind == CHILD_WATCHER)
+                tenant_watch_forget(pid);
             c->pid = 0;
         }
     }
@@ -309,7 +338,7 @@ reload(const char *conf_path, struct crewd_conf *conf, int listen_fd)
     current_generation++;
     for (int i = 0; i < conf->workers; i++)
         spawn_worker(conf, listen_fd);
-    keep_shipper(conf, listen_fd);
+    keep_singletons(conf, listen_fd);
     signal_generation(old_generation, false, SIGTERM);
     log_info("configuration reloaded; %d new workers", conf->workers);
     return 0;
@@ -386,7 +415,8 @@ master_run(const char *conf_path, struct crewd_conf *conf, int listen_fd,
     {
         char why[160];
 
-        if (metrics_init(conf->metrics_tenants_max, why, sizeof(why)) < 0) {
+        if (metrics_init(conf->metrics_tenants_max, why, sizeof(why)) < 0 ||
+            tenant_watch_init(why, sizeof(why)) < 0) {
             log_error("%s", why);
             return 1;
         }
@@ -396,7 +426,7 @@ master_run(const char *conf_path, struct crewd_conf *conf, int listen_fd,
     current_generation = 1;
     for (int i = 0; i < conf->workers; i++)
         spawn_worker(conf, listen_fd);
-    keep_shipper(conf, listen_fd);
+    keep_singletons(conf, listen_fd);
     log_info("crewd %s started with %d workers%s", PACKAGE_VERSION,
         conf->workers, conf->audit_shipper ? " and the audit shipper" : "");
 
@@ -415,18 +445,19 @@ master_run(const char *conf_path, struct crewd_conf *conf, int listen_fd,
         else if (sig != SIGCHLD)
             delay = 0;
 
-        if (count_kind(current_generation, false) < conf->workers ||
-            (conf->audit_shipper &&
-             count_kind(current_generation, true) == 0)) {
+        if (count_kind(current_generation, CHILD_WORKER) < conf->workers ||
+            singleton_missing(conf, CHILD_WATCHER) ||
+            singleton_missing(conf, CHILD_SHIPPER)) {
             if (delay > 0) {
                 log_warn("children die at start; waiting %d s", delay);
                 sleep((unsigned)delay);
             }
-            while (count_kind(current_generation, false) < conf->workers)
+            while (count_kind(current_generation, CHILD_WORKER) <
+                conf->workers)
                 spawn_worker(conf, listen_fd);
-            keep_shipper(conf, listen_fd);
+            keep_singletons(conf, listen_fd);
         }
-        metrics_set_workers(count_kind(current_generation, false),
+        metrics_set_workers(count_kind(current_generation, CHILD_WORKER),
             conf->workers);
         metrics_housekeeping(metrics_now());
     }

@@ -24,9 +24,6 @@
 #define STRINGIFY(x) #x
 #define STR(x) STRINGIFY(x)
 
-/* Tenants one sweep statement looks at. */
-#define SWEEP_CHUNK 100
-
 /* Batches of one tenant in a row before the next tenant's turn. */
 #define BATCHES_PER_TURN 20
 
@@ -39,15 +36,9 @@
 /* Another shipper holds a tenant: look again this soon. */
 #define BUSY_WAIT_MS 200
 
-/*
- * Tenants whose schema has an outbox (one not migrated yet has none),
- * in a stable order so sweeps go through them in chunks.
- */
-static const char SQL_SHIPPING_TENANTS[] =
-    "SELECT t.id, t.db_schema FROM public.tenants t"
-    " WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_tables p"
-    " WHERE p.schemaname = t.db_schema AND p.tablename = 'audit_outbox')"
-    " ORDER BY t.id";
+/* Tenants with entries in their outbox, in id order. */
+static const char SQL_WAITING_TENANTS[] =
+    "SELECT id FROM public.crewd_outboxes_waiting() AS w(id)";
 
 static const char SQL_TENANT_SCHEMA[] =
     "SELECT t.db_schema FROM public.tenants t WHERE t.id = $1"
@@ -256,57 +247,27 @@ quoted_schema(struct shipper *s, const char *schema)
 }
 
 /*
- * Adds every tenant with rows in its outbox to the pending list: one
- * statement per SWEEP_CHUNK tenants, each an EXISTS on an index.
+ * Adds every tenant with rows in its outbox to the pending list.  The
+ * application role cannot look into the tenants' schemas itself (the
+ * roles mode): public.crewd_outboxes_waiting() looks for it, a hundred
+ * tenants to a statement, and answers only their ids
+ * (sql/public/0011_outboxes_waiting.sql).
  */
 static int
 sweep(struct shipper *s)
 {
     struct crewd_error err;
     PGresult *tenants;
-    int n, found = 0;
+    int found;
 
     error_clear(&err);
-    tenants = db_exec(&s->db, s->arena, &err, SQL_SHIPPING_TENANTS, 0,
+    tenants = db_exec(&s->db, s->arena, &err, SQL_WAITING_TENANTS, 0,
         NULL);
     if (tenants == NULL)
         return -1;
-    n = PQntuples(tenants);
-
-    for (int first = 0; first < n; first += SWEEP_CHUNK) {
-        const char *params[SWEEP_CHUNK];
-        struct buf sql = BUF_INIT;
-        int count = 0;
-        PGresult *res;
-
-        for (int i = first; i < n && i < first + SWEEP_CHUNK; i++) {
-            const char *schema = quoted_schema(s, db_value(tenants, i, 1));
-
-            if (schema == NULL) {
-                log_error("tenant %s has an invalid schema name",
-                    db_value(tenants, i, 0));
-                continue;
-            }
-            params[count] = db_value(tenants, i, 0);
-            buf_printf(&sql, "%sSELECT $%d::uuid WHERE EXISTS"
-                " (SELECT 1 FROM %saudit_outbox)",
-                count > 0 ? " UNION ALL " : "", count + 1, schema);
-            count++;
-        }
-        if (count == 0) {
-            buf_free(&sql);
-            continue;
-        }
-
-        res = db_exec(&s->db, s->arena, &err, buf_cstr(&sql), count,
-            params);
-        buf_free(&sql);
-        if (res == NULL)
-            return -1;
-        for (int i = 0; i < PQntuples(res); i++)
-            idlist_add(&s->pending, db_value(res, i, 0));
-        found += PQntuples(res);
-    }
+    found = PQntuples(tenants);
+    for (int i = 0; i < found; i++)
+        idlist_add(&s->pending, db_value(tenants, i, 0));
     if (found > 0)
         log_info("sweep: %d tenant(s) with audit entries to ship", found);
     return 0;

@@ -6,16 +6,18 @@
 
 #include "log.h"
 #include "tenant_reset.h"
+#include "tenant_watch.h"
 
 /*
  * The cache: open addressing over a fixed table.  It only ever holds
  * tenants that exist, so a flood of unknown slugs cannot fill it; when it
  * is three quarters full it starts over, which costs one query per tenant.
  *
- * crewd and crewctl announce their changes to tenants with NOTIFY, which
- * empties the cache at once.  An entry also expires after CACHE_TTL
- * seconds, so a change made behind our back (by hand in psql, say) is
- * seen within that time too.
+ * crewd and crewctl announce their changes to tenants with NOTIFY; the
+ * tenant watch hears them (fcgi/tenant_watch.h), and the cache empties
+ * at the next request.  While nobody watches, nothing is cached.  An
+ * entry also expires after CACHE_TTL seconds, so a change made behind
+ * our back (by hand in psql, say) is seen within that time too.
  */
 #define CACHE_SLOTS 4096
 #define CACHE_TTL 10
@@ -28,6 +30,7 @@ struct cache_slot {
 
 static struct cache_slot cache[CACHE_SLOTS];
 static size_t cache_count;
+static uint64_t cache_generation;       /* of the tenant watch */
 
 void
 tenant_cache_clear(void)
@@ -73,8 +76,8 @@ tenant_resolve(struct db *db, struct arena *a, const char *slug,
     bool found;
     int rc;
 
-    /* A tenant changed somewhere (or we reconnected): forget them all. */
-    if (db_poll_tenant_changes(db))
+    /* A tenant changed somewhere, or nobody watches: forget them all. */
+    if (tenant_watch_changed(&cache_generation))
         tenant_cache_clear();
 
     if (strlen(slug) > SLUG_MAX)

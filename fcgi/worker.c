@@ -528,7 +528,7 @@ worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
     /* A database that is down now is retried by each request. */
     error_clear(&err);
     w.db.isolation = conf->isolation;
-    db_open(&w.db, conf->database_url, true, &err);
+    db_open(&w.db, conf->database_url, false, &err);
 
     /* Likewise MongoDB: its client connects at its first operation. */
     w.mongo = mongo_connect(conf->mongodb_uri, &err);

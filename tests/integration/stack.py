@@ -267,6 +267,7 @@ def process_status(pid):
 
 # What crewd's audit shipper calls itself; its workers keep "crewd".
 SHIPPER_NAME = 'crewd-shipper'
+WATCH_NAME = 'crewd-watch'
 
 
 def wait_for(predicate, timeout, interval=0.05):
@@ -944,12 +945,21 @@ class Stack:
         return self.crewd.pid if self.crewd is not None else None
 
     def crewd_pids(self):
-        """(master pid, sorted list of worker pids); the audit shipper,
-        also a child of the master, is not a worker."""
+        """(master pid, sorted list of worker pids); the audit shipper
+        and the tenant watch, also children of the master, are not
+        workers."""
         master = self._crewd_master()
         children = children_of(master) if master else []
         return master, [pid for pid in children
-                        if process_name(pid) != SHIPPER_NAME]
+                        if process_name(pid) not in (SHIPPER_NAME,
+                                                     WATCH_NAME)]
+
+    def watch_pids(self):
+        """Sorted pids of the master's tenant watches (one, or two for a
+        moment during a reload)."""
+        master = self._crewd_master()
+        return [pid for pid in (children_of(master) if master else [])
+                if process_name(pid) == WATCH_NAME]
 
     def shipper_pids(self):
         """Sorted pids of the master's audit shippers (one, or two for a

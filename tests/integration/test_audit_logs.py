@@ -34,6 +34,16 @@ def object_id(entry_id):
     return mongowire.ObjectId(h[0:12] + h[14:16] + h[18:20] + h[20:28])
 
 
+def entry_id():
+    """A new entry id made as lib/audit.c makes them: 60 bits of time
+    (milliseconds << 12), 36 random bits, in that layout."""
+    oid = '%015x' % (int(time.time() * 1000) << 12) + \
+        os.urandom(5).hex()[:9]
+    h = oid[0:12] + '80' + oid[12:14] + '80' + oid[14:16] + oid[16:24] + \
+        '0000'
+    return '-'.join((h[0:8], h[8:12], h[12:16], h[16:20], h[20:32]))
+
+
 def to_ms(text):
     """An RFC 3339 time as whole milliseconds of its text (no float)."""
     whole, _, fraction = text.rstrip('Z').partition('.')
@@ -396,6 +406,30 @@ class OutageTest(AuditLogsTestCase):
         if self.stack.mongo is None:
             self.stack.start_mongo()
         super().tearDown()
+
+    def test_entries_nobody_announced_are_found_by_the_sweep(self):
+        """An entry written with no notification (as one is while no
+        shipper listens) waits for the sweep, every audit_sweep_interval
+        seconds.  The shipper runs as the application role, which cannot
+        read a tenant's schema in the roles mode: the sweep asks
+        public.crewd_outboxes_waiting(), and the entry is shipped."""
+        tenant = self.stack.new_tenant('swept')
+        schema = self.stack.tenant_schema(tenant.id)
+        self.shipped(2, tenant=tenant, schema=schema)   # the sign-up's
+        user_id = self.stack.psql_value(
+            "SELECT id FROM public.users WHERE tenant_id = :'t'",
+            t=tenant.id)
+        entry, resource = entry_id(), random_uuid()
+        self.stack.psql(
+            'INSERT INTO :"schema".audit_outbox (id, user_id, action,'
+            " resource_type, resource_id, changes) VALUES (:'e', :'u',"
+            " 'delete', 'agent', :'r', '{\"before\": {}, \"after\": null}')",
+            superuser=True, schema=schema, e=entry, u=user_id, r=resource)
+        items = self.shipped(1, '?resource_id=' + resource, tenant=tenant,
+                             schema=schema, timeout=20)
+        self.assertEqual([(e['id'], e['action']) for e in items],
+                         [(entry, 'delete')])
+        self.assertNotIn('permission denied', self.stack.crewd_log())
 
     def test_nothing_is_lost_while_mongodb_is_down(self):
         self.shipped(2)     # the sign-up's entries

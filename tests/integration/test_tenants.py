@@ -2,10 +2,12 @@
 tenant gets, and crewctl's tenant commands."""
 
 import os
+import signal
 
 import crewtest
 import mongowire
 from crewtest import SCHEMA_RE, StackTestCase, UUID_RE
+from stack import wait_for
 
 MONGO_KINDS = ('execution_logs', 'chat_messages', 'audit_logs')
 SEVEN_TABLES = {'agents', 'crew_agents', 'crews', 'executions', 'flows',
@@ -451,6 +453,32 @@ class TenantLifecycleTest(TenantDeleteTestCase):
         self.stack.crewctl('tenant', 'resume', t.slug)
         items = self.assertJson(self.agents_of(t), 200)['items']
         self.assertEqual([a['id'] for a in items], [agent])
+
+    def test_every_worker_forgets_a_changed_tenant_at_once(self):
+        """The workers cache tenants; one process per crewd, the tenant
+        watch, hears crewctl's announcement and tells them all
+        (fcgi/tenant_watch.h).  A watch that dies is replaced, and the
+        new one is heard the same way."""
+        t, _ = self.tenant_with_data('watched')
+        for _ in range(20):     # every worker has it cached by now
+            self.assertJson(self.agents_of(t), 200)
+        watch = self.stack.watch_pids()
+        self.assertEqual(len(watch), 1, watch)
+
+        self.stack.crewctl('tenant', 'suspend', t.slug)
+        for _ in range(10):
+            self.assertProblem(self.agents_of(t), 404)
+
+        os.kill(watch[0], signal.SIGKILL)
+        self.assertTrue(wait_for(
+            lambda: self.stack.watch_pids() not in ([], watch), 10),
+            self.stack.watch_pids())
+        self.stack.crewctl('tenant', 'resume', t.slug)
+        for _ in range(10):
+            self.assertJson(self.agents_of(t), 200)
+        self.stack.crewctl('tenant', 'suspend', t.slug)
+        for _ in range(10):
+            self.assertProblem(self.agents_of(t), 404)
 
     def test_rename_slug_moves_the_tenant_to_its_new_host(self):
         t, agent = self.tenant_with_data('before')
