@@ -553,18 +553,31 @@ class Bench:
         script = os.path.join(self.dir, 'provision.sql')
         with open(script, 'w') as f:
             f.write(sql)
+        # Each tenant's time (pgbench's log: microseconds in the third
+        # field).  The figure is the median: the first tenant of a fresh
+        # connection also pays for its caches (the functions compiled,
+        # the catalog read), shown apart in the note.
+        prefix = os.path.join(self.dir, 'provision-%d' % tenants)
         cmd = [os.path.join(os.path.dirname(self.stack.tools['psql']),
                             'pgbench'),
                '-n', '-t', str(count), '-h', self.stack.pg_sock,
                '-p', str(self.stack.pg_port), '-U', 'crewd',
-               '-c', '1', '-f', script, 'crewd']
-        out = subprocess.run(cmd, capture_output=True, text=True,
-                             check=True).stdout
-        ms = float(re.search(r'latency average = ([\d.]+) ms',
-                             out).group(1))
+               '-c', '1', '-l', '--log-prefix', prefix, '-f', script,
+               'crewd']
+        subprocess.run(cmd, capture_output=True, text=True, check=True)
+        times = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.startswith(os.path.basename(prefix) + '.'):
+                with open(os.path.join(self.dir, name)) as f:
+                    times += [int(line.split()[2]) / 1000.0 for line in f]
+        ordered = sorted(times)
+        median = ordered[len(ordered) // 2]
         self.record(6, 'tenant provisioning at %d tenants' % tenants,
-                    {'rate': ms, 'p50': ms}, unit='ms/tenant',
-                    note='everything but the password hash')
+                    {'rate': median, 'p50': median,
+                     'p99': ordered[-1]}, unit='ms/tenant',
+                    note='median of %d; the first %.1f ms, the mean'
+                    ' %.1f ms; everything but the password hash'
+                    % (len(times), times[0], sum(times) / len(times)))
 
     def case_migrate(self):
         tenants = 100 if self.quick else 1000
