@@ -192,11 +192,15 @@ void db_rollback(struct db *db);
  * the login role, no tenant setting, the same search path, no temporary
  * table; and, every DB_FULL_CHECK_EVERY calls, no cursor and no
  * prepared statement but ours (listing them costs in proportion to
- * their number, and no statement of crewd's can reach them).  *clean is
- * false when anything is left, or the question could not be asked.
- * Returns -1 when the commit failed.
+ * their number, and no statement of crewd's can reach them).  With more
+ * than DB_FULL_CHECK_EVERY * DB_FULL_CHECK_SPREAD statements prepared,
+ * that question comes once per DB_FULL_CHECK_SPREAD of them instead
+ * (at most every 512th call), so that its cost per request stays flat.
+ * *clean is false when anything is left, or the question could not be
+ * asked.  Returns -1 when the commit failed.
  */
 #define DB_FULL_CHECK_EVERY 64
+#define DB_FULL_CHECK_SPREAD 4
 int db_end_checked(struct db *db, bool commit, bool *clean,
     struct crewd_error *err);
 
