@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "mongo.h"
 #include "routes.h"
+#include "tenant_watch.h"
 
 /*
  * Layout.  One header, then one row per label value of tenant_id: row 0
@@ -1172,6 +1173,11 @@ render_process(struct buf *out)
         "Worker processes the configuration asks for.");
     buf_printf(out, "crewd_workers_configured %lld\n",
         (long long)atomic_load(&shm->workers_configured));
+    family(out, "crewd_tenant_watch_up", "gauge",
+        "1 while the tenant watch listens for changes to tenants; at 0 "
+        "the workers cache no tenant, and each request reads its own.");
+    buf_printf(out, "crewd_tenant_watch_up %d\n",
+        tenant_watch_listening() ? 1 : 0);
     family(out, "crewd_worker_replacements_total", "counter",
         "Workers that died and were replaced.");
     buf_printf(out, "crewd_worker_replacements_total %llu\n",

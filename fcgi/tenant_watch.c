@@ -66,6 +66,12 @@ tenant_watch_changed(uint64_t *seen)
     return true;
 }
 
+bool
+tenant_watch_listening(void)
+{
+    return shared != NULL && atomic_load(&shared->listening) != 0;
+}
+
 void
 tenant_watch_forget(pid_t watcher)
 {

@@ -44,6 +44,9 @@ void tenant_watch_run(const struct crewd_conf *conf)
  */
 bool tenant_watch_changed(uint64_t *seen);
 
+/* Whether a watcher listens now (for /metrics). */
+bool tenant_watch_listening(void);
+
 /* A watcher that exited: if it was the one listening, nobody is now. */
 void tenant_watch_forget(pid_t watcher);
 

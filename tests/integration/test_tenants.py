@@ -1,7 +1,9 @@
 """Tenants: sign-up on the apex host, the slug grammar, the schema each
 tenant gets, and crewctl's tenant commands."""
 
+import http.client
 import os
+import re
 import signal
 
 import crewtest
@@ -454,6 +456,18 @@ class TenantLifecycleTest(TenantDeleteTestCase):
         items = self.assertJson(self.agents_of(t), 200)['items']
         self.assertEqual([a['id'] for a in items], [agent])
 
+    def watch_up(self):
+        """crewd_tenant_watch_up, from /metrics."""
+        conn = http.client.HTTPConnection(
+            '127.0.0.1', self.stack.metrics_port, timeout=30)
+        try:
+            conn.request('GET', '/metrics')
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        return int(re.search(r'^crewd_tenant_watch_up (\d)$', text,
+                             re.M).group(1))
+
     def test_every_worker_forgets_a_changed_tenant_at_once(self):
         """The workers cache tenants; one process per crewd, the tenant
         watch, hears crewctl's announcement and tells them all
@@ -469,10 +483,13 @@ class TenantLifecycleTest(TenantDeleteTestCase):
         for _ in range(10):
             self.assertProblem(self.agents_of(t), 404)
 
+        self.assertEqual(self.watch_up(), 1)
+
         os.kill(watch[0], signal.SIGKILL)
         self.assertTrue(wait_for(
             lambda: self.stack.watch_pids() not in ([], watch), 10),
             self.stack.watch_pids())
+        self.assertTrue(wait_for(lambda: self.watch_up() == 1, 10))
         self.stack.crewctl('tenant', 'resume', t.slug)
         for _ in range(10):
             self.assertJson(self.agents_of(t), 200)

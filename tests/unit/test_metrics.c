@@ -192,7 +192,7 @@ test_exposition_lines_are_well_formed(void)
         CU_ASSERT_PTR_NOT_NULL_FATAL(value);
         CU_ASSERT_TRUE(strchr("0123456789", value[1]) != NULL);
     }
-    CU_ASSERT_EQUAL(families, 16);
+    CU_ASSERT_EQUAL(families, 17);
     free(text);
 }
 
