@@ -369,25 +369,31 @@ sweep(struct worker *w)
 }
 
 /*
- * Sleeps until a connection waits on the listening socket, sweeping
- * whenever mongodb_provision_interval has passed, so an idle crewd still
- * makes the collections MongoDB's return allows.  Several idle workers
- * may wake for one connection; those that lose the race find nothing to
- * accept and come back here.  False: look at the stop flag again.
+ * Sweeps whenever mongodb_provision_interval has passed, busy or idle,
+ * so that crewd still makes the collections MongoDB's return allows.
  */
-static bool
-connection_waiting(struct worker *w, int listen_fd)
+static void
+sweep_when_due(struct worker *w)
+{
+    if (monotonic_seconds() < w->next_sweep)
+        return;
+    sweep(w);
+    w->next_sweep = monotonic_seconds() +
+        w->conf->mongodb_provision_interval;
+}
+
+/*
+ * Sleeps until a connection may wait on the listening socket, or the
+ * next sweep is due.  Several idle workers may wake for one connection;
+ * those that lose the race find nothing to accept and come back here.
+ */
+static void
+wait_for_connection(struct worker *w, int listen_fd)
 {
     struct pollfd pfd = { .fd = listen_fd, .events = POLLIN };
-    double wait;
+    double wait = w->next_sweep - monotonic_seconds();
 
-    if (monotonic_seconds() >= w->next_sweep) {
-        sweep(w);
-        w->next_sweep = monotonic_seconds() +
-            w->conf->mongodb_provision_interval;
-    }
-    wait = w->next_sweep - monotonic_seconds();
-    return poll(&pfd, 1, wait > 0 ? (int)(wait * 1000) + 1 : 0) > 0;
+    poll(&pfd, 1, wait > 0 ? (int)(wait * 1000) + 1 : 0);
 }
 
 static double
@@ -544,11 +550,16 @@ worker_run(const struct crewd_conf *conf, const struct token_secret *secret,
     while (!stop_requested) {
         int fd;
 
-        if (!connection_waiting(&w, listen_fd))
-            continue;
+        /*
+         * Under load a connection is usually waiting already: taking it
+         * before sleeping on the socket saves a poll per request.
+         */
+        sweep_when_due(&w);
         fd = accept_connection(listen_fd);
-        if (fd < 0)
+        if (fd < 0) {
+            wait_for_connection(&w, listen_fd);
             continue;
+        }
 
         serve_connection(&w, fd);
         arena_reset(w.arena);

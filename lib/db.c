@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -381,13 +382,37 @@ db_close(struct db *db)
     db->prepared = NULL;
 }
 
+/*
+ * Whether the server closed an idle connection (it restarted, or the
+ * backend was terminated): nothing else arrives unasked on one, so
+ * anything to read is looked at.  libpq learns of a closed connection
+ * only when it next uses it, and the request that did would fail with a
+ * 503 although the server is back.
+ */
+static bool
+peer_left(PGconn *conn)
+{
+    struct pollfd pfd = { .fd = PQsocket(conn), .events = POLLIN };
+
+    /* The server's last words first (FATAL: terminating ...), then the
+       end of the stream: libpq sees the second at its second read. */
+    for (int reads = 0; reads < 2; reads++) {
+        if (poll(&pfd, 1, 0) <= 0)
+            return false;
+        if (PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK)
+            return true;
+    }
+    return false;
+}
+
 int
 db_ready(struct db *db, struct crewd_error *err)
 {
     /* An end asked for ahead belongs to the unit of work that asked. */
     db->end_ahead = false;
     db->ended_ahead = false;
-    if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK) {
+    if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
+        !peer_left(db->conn)) {
         if (PQtransactionStatus(db->conn) == PQTRANS_IDLE)
             return 0;
 

@@ -295,6 +295,27 @@ class DatabaseFaultTest(FaultTestCase):
         self.assertLess(slowest, RESTART_REQUEST_MAX_SECONDS)
         self.assertEqual(self.stack.crewd_pids(), (master, workers))
 
+    def test_connections_the_server_closed_are_replaced_unseen(self):
+        """A worker's connection that the server closed while it was idle
+        (a restart, a terminated backend) is found closed before the
+        next request uses it, and replaced: that request is served, not
+        answered 503."""
+        master, workers = self.stack.crewd_pids()
+        for _ in range(3):
+            for _ in range(4 * len(workers)):
+                self.assertStatus(self.get(), 200)
+            ended = self.stack.psql(
+                'SELECT pg_terminate_backend(pid) FROM pg_stat_activity'
+                " WHERE usename = 'crewd' AND backend_type ="
+                " 'client backend' AND pid <> pg_backend_pid()",
+                superuser=True)
+            self.assertGreaterEqual(len(ended), len(workers))
+            time.sleep(0.2)     # the backends are gone
+            for _ in range(4 * len(workers)):
+                self.assertStatus(self.get(), 200)
+            self.assertStatus(self.stack.request('GET', '/readyz'), 200)
+        self.assertEqual(self.stack.crewd_pids(), (master, workers))
+
     def test_postgres_down_answers_503_then_recovers(self):
         master, workers = self.stack.crewd_pids()
         self.stack.stop_postgres(mode='fast')
