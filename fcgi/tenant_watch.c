@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sys/mman.h>
@@ -16,8 +17,18 @@
 #include "master.h"
 #include "tenant_watch.h"
 
-/* How long the watcher waits between attempts while PostgreSQL is down. */
+/* How long the watcher waits between attempts while PostgreSQL is down,
+   and at most between two round trips to it while it is up. */
 #define RETRY_MS 1000
+
+/*
+ * A watch not heard from for this long is not trusted: it hangs, or its
+ * connection does, and changes may go unheard.  Each beat follows a
+ * round trip, and PostgreSQL sends a session the notifications of every
+ * transaction committed before it answers, so a beat says that every
+ * change up to a second before it was heard.
+ */
+#define STALE_MS 3000
 
 /*
  * The page the master maps before any fork: every child sees the same.
@@ -27,10 +38,20 @@
 struct watch_shared {
     _Atomic uint64_t generation;
     _Atomic int listening;
+    _Atomic int64_t beat_ms;            /* CLOCK_MONOTONIC */
 };
 
 static struct watch_shared *shared;
 static volatile sig_atomic_t stop_requested;
+
+static int64_t
+monotonic_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
 
 int
 tenant_watch_init(char *why, size_t why_size)
@@ -59,7 +80,8 @@ tenant_watch_changed(uint64_t *seen)
 
     /* The generation first: a change after it is seen next time. */
     now = atomic_load(&shared->generation);
-    watched = atomic_load(&shared->listening) != 0;
+    watched = atomic_load(&shared->listening) != 0 &&
+        monotonic_ms() - atomic_load(&shared->beat_ms) < STALE_MS;
     if (watched && now == *seen)
         return false;
     *seen = now;
@@ -69,7 +91,8 @@ tenant_watch_changed(uint64_t *seen)
 bool
 tenant_watch_listening(void)
 {
-    return shared != NULL && atomic_load(&shared->listening) != 0;
+    return shared != NULL && atomic_load(&shared->listening) != 0 &&
+        monotonic_ms() - atomic_load(&shared->beat_ms) < STALE_MS;
 }
 
 void
@@ -150,6 +173,14 @@ tenant_watch_run(const struct crewd_conf *conf)
             start_listening();
             listening = true;
         }
+
+        /* A round trip proves the connection; then what it brought. */
+        error_clear(&err);
+        if (db_run(&db, &err, "SELECT 1", 0, NULL) < 0)
+            continue;
+        if (db_poll_tenant_changes(&db))
+            atomic_fetch_add(&shared->generation, 1);
+        atomic_store(&shared->beat_ms, monotonic_ms());
 
         wait_readable(&db, RETRY_MS);
         if (db_poll_tenant_changes(&db))

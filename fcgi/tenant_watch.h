@@ -15,8 +15,9 @@
  *     each notification, and when it (re)connects, since notifications
  *     may have been missed meanwhile.
  *   - tenant_watch_changed(): a worker, before it looks a tenant up.
- *     While no watcher is connected it always answers true: the cache
- *     is then not trusted at all, and every request reads its tenant.
+ *     While no watcher is connected, or none has made a round trip to
+ *     PostgreSQL for three seconds (it hangs), it always answers true:
+ *     the cache is then not trusted, and every request reads its tenant.
  *   - tenant_watch_forget(): the master, for a watcher that died.
  *
  * SIGTERM: stops listening and exits 0.

@@ -472,7 +472,8 @@ class TenantLifecycleTest(TenantDeleteTestCase):
         """The workers cache tenants; one process per crewd, the tenant
         watch, hears crewctl's announcement and tells them all
         (fcgi/tenant_watch.h).  A watch that dies is replaced, and the
-        new one is heard the same way."""
+        new one is heard the same way; one that hangs stops being
+        trusted."""
         t, _ = self.tenant_with_data('watched')
         for _ in range(20):     # every worker has it cached by now
             self.assertJson(self.agents_of(t), 200)
@@ -496,6 +497,22 @@ class TenantLifecycleTest(TenantDeleteTestCase):
         self.stack.crewctl('tenant', 'suspend', t.slug)
         for _ in range(10):
             self.assertProblem(self.agents_of(t), 404)
+
+        # A watch that hangs is not trusted after three seconds without
+        # a round trip: the workers then read each request's tenant.
+        self.stack.crewctl('tenant', 'resume', t.slug)
+        for _ in range(10):
+            self.assertJson(self.agents_of(t), 200)
+        hung = self.stack.watch_pids()[0]
+        os.kill(hung, signal.SIGSTOP)
+        try:
+            self.stack.crewctl('tenant', 'suspend', t.slug)
+            self.assertTrue(wait_for(lambda: self.watch_up() == 0, 10))
+            for _ in range(10):
+                self.assertProblem(self.agents_of(t), 404)
+        finally:
+            os.kill(hung, signal.SIGCONT)
+        self.assertTrue(wait_for(lambda: self.watch_up() == 1, 10))
 
     def test_rename_slug_moves_the_tenant_to_its_new_host(self):
         t, agent = self.tenant_with_data('before')
