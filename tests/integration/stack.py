@@ -954,6 +954,18 @@ class Stack:
                         if process_name(pid) not in (SHIPPER_NAME,
                                                      WATCH_NAME)]
 
+    def metric(self, name):
+        """The value of an unlabelled series of crewd's /metrics."""
+        conn = http.client.HTTPConnection('127.0.0.1', self.metrics_port,
+                                          timeout=30)
+        try:
+            conn.request('GET', '/metrics')
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        return float(re.search(r'^%s (\S+)$' % re.escape(name), text,
+                               re.M).group(1))
+
     def watch_pids(self):
         """Sorted pids of the master's tenant watches (one, or two for a
         moment during a reload)."""

@@ -10,9 +10,7 @@ or schema; test_isolation_schema.py runs this whole module in the schema
 mode.  The two differ in one place only, said by the test itself: in the
 schema mode a schema-qualified read of another tenant's table succeeds."""
 
-import http.client
 import os
-import re
 
 import crewtest
 from crewtest import StackTestCase, random_uuid, wait_for
@@ -59,16 +57,7 @@ class IsolationTestCase(StackTestCase):
             "AND pid <> pg_backend_pid()", superuser=True))
 
     def sessions_discarded(self):
-        """crewd_database_sessions_discarded_total, from /metrics."""
-        conn = http.client.HTTPConnection(
-            '127.0.0.1', self.stack.metrics_port, timeout=30)
-        try:
-            conn.request('GET', '/metrics')
-            text = conn.getresponse().read().decode()
-        finally:
-            conn.close()
-        return int(re.search(r'^crewd_database_sessions_discarded_total'
-                             r' (\d+)$', text, re.M).group(1))
+        return self.stack.metric('crewd_database_sessions_discarded_total')
 
     def assertConnectionsIdle(self):
         """crewd's connections settle to plain idle: no transaction, and

@@ -1,9 +1,7 @@
 """Tenants: sign-up on the apex host, the slug grammar, the schema each
 tenant gets, and crewctl's tenant commands."""
 
-import http.client
 import os
-import re
 import signal
 
 import crewtest
@@ -457,16 +455,7 @@ class TenantLifecycleTest(TenantDeleteTestCase):
         self.assertEqual([a['id'] for a in items], [agent])
 
     def watch_up(self):
-        """crewd_tenant_watch_up, from /metrics."""
-        conn = http.client.HTTPConnection(
-            '127.0.0.1', self.stack.metrics_port, timeout=30)
-        try:
-            conn.request('GET', '/metrics')
-            text = conn.getresponse().read().decode()
-        finally:
-            conn.close()
-        return int(re.search(r'^crewd_tenant_watch_up (\d)$', text,
-                             re.M).group(1))
+        return self.stack.metric('crewd_tenant_watch_up')
 
     def test_every_worker_forgets_a_changed_tenant_at_once(self):
         """The workers cache tenants; one process per crewd, the tenant
