@@ -70,29 +70,26 @@ tenant_watch_init(char *why, size_t why_size)
 }
 
 bool
+tenant_watch_listening(void)
+{
+    return shared != NULL && atomic_load(&shared->listening) != 0 &&
+        monotonic_ms() - atomic_load(&shared->beat_ms) < STALE_MS;
+}
+
+bool
 tenant_watch_changed(uint64_t *seen)
 {
     uint64_t now;
-    bool watched;
 
     if (shared == NULL)
         return true;
 
     /* The generation first: a change after it is seen next time. */
     now = atomic_load(&shared->generation);
-    watched = atomic_load(&shared->listening) != 0 &&
-        monotonic_ms() - atomic_load(&shared->beat_ms) < STALE_MS;
-    if (watched && now == *seen)
+    if (tenant_watch_listening() && now == *seen)
         return false;
     *seen = now;
     return true;
-}
-
-bool
-tenant_watch_listening(void)
-{
-    return shared != NULL && atomic_load(&shared->listening) != 0 &&
-        monotonic_ms() - atomic_load(&shared->beat_ms) < STALE_MS;
 }
 
 void
@@ -183,8 +180,6 @@ tenant_watch_run(const struct crewd_conf *conf)
         atomic_store(&shared->beat_ms, monotonic_ms());
 
         wait_readable(&db, RETRY_MS);
-        if (db_poll_tenant_changes(&db))
-            atomic_fetch_add(&shared->generation, 1);
     }
 
     if (listening)
